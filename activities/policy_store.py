@@ -1,0 +1,318 @@
+"""Reading policies and the directory from ``ESCALATE_POLICY_DIR``.
+
+Every error names the file, the line, the field path and what to write instead, e.g.::
+
+    payments.yaml:7: windows.P1.remind_before: remind_before 15m is not inside the ack_within
+    window of 15m: write a duration shorter than 15m, e.g. remind_before: 5m
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from workflows.policy import (
+    Directory,
+    Policy,
+    PolicySnapshot,
+    Problem,
+    Windows,
+    Tier,
+    contact_problems,
+    directory_problems,
+    snapshot,
+)
+
+DIRECTORY_FILE = "directory.yaml"
+
+_FIELD_EXAMPLES = {
+    "policy": "policy: payments",
+    "manager": "manager: dana",
+    "windows": "windows: {P1: {ack_within: 15m, remind_before: 5m, resolve_within: 4h}}",
+    "tiers": "tiers: [{name: L1 support, owners: [alice]}]",
+    "name": "name: L1 support",
+    "owners": "owners: [alice, team:payments-support]",
+    "ack_within": "ack_within: 15m",
+}
+_KNOWN_FIELDS: dict[str, list[str]] = {
+    "policy": list(Policy.model_fields),
+    "windows": list(Windows.model_fields),
+    "tiers": list(Tier.model_fields),
+    "directory": list(Directory.model_fields),
+}
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class PolicyError(Exception):
+    """One or more problems with policy files; ``str()`` lists them one per line."""
+
+    def __init__(self, problems: list[FileProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+class UnknownPolicy(LookupError):
+    pass
+
+
+@dataclass
+class _Document:
+    path: Path
+    data: Any
+    root: yaml.Node | None
+
+    def line_of(self, loc: tuple[Any, ...] | list[Any]) -> int | None:
+        node = self.root
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                match = next((value for key, value in node.value if key.value == str(part)), None)
+                if match is None:
+                    break
+                node = match
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+            else:
+                break
+        return node.start_mark.line + 1 if node is not None else None
+
+
+def _read(path: Path) -> _Document:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PolicyError([FileProblem(str(path), None, "", f"cannot read the file: {err.strerror}")]) from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err)
+        raise PolicyError(
+            [
+                FileProblem(
+                    str(path),
+                    mark.line + 1 if mark else None,
+                    "",
+                    f"not valid YAML ({problem}): check the indentation and quote values containing ': ' or '#'",
+                )
+            ]
+        ) from None
+    return _Document(path, data, root)
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _explain(error: dict[str, Any], kind: str) -> str:
+    loc = error["loc"]
+    name = str(loc[-1]) if loc else ""
+    if error["type"] == "missing":
+        example = _FIELD_EXAMPLES.get(name)
+        return f"{name} is required: add it" + (f", e.g. {example}" if example else "")
+    if error["type"] == "extra_forbidden":
+        section = "windows" if len(loc) == 3 and loc[0] == "windows" else ("tiers" if loc and loc[0] == "tiers" else kind)
+        known = _KNOWN_FIELDS.get(section, [])
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown field {name!r}: {hint}the fields here are {', '.join(known)}"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _validate(document: _Document, model: type[BaseModel], kind: str) -> Any:
+    if document.data is None:
+        raise PolicyError([FileProblem(str(document.path), None, "", f"the file is empty: {_EMPTY_HINT[kind]}")])
+    if not isinstance(document.data, dict):
+        raise PolicyError(
+            [FileProblem(str(document.path), 1, "", f"expected a mapping of fields: {_EMPTY_HINT[kind]}")]
+        )
+    try:
+        return model.model_validate(document.data)
+    except ValidationError as err:
+        raise PolicyError(
+            [
+                FileProblem(
+                    str(document.path),
+                    document.line_of(error["loc"]),
+                    _format_loc(error["loc"]),
+                    _explain(error, kind),
+                )
+                for error in err.errors()
+            ]
+        ) from None
+
+
+_EMPTY_HINT = {
+    "policy": "a policy needs policy:, manager:, windows: and tiers: (see examples/policies/)",
+    "directory": "a directory lists people: (and optionally teams:), e.g. people: {alice: {email: alice@example.com}}",
+}
+
+
+def _located(document: _Document, problems: list[Problem]) -> list[FileProblem]:
+    return [
+        FileProblem(str(document.path), document.line_of(_split_path(problem.path)), problem.path, problem.message)
+        for problem in problems
+    ]
+
+
+def _split_path(path: str) -> list[Any]:
+    parts: list[Any] = []
+    for chunk in path.replace("]", "").replace("[", ".").split("."):
+        if chunk:
+            parts.append(int(chunk) if chunk.isdigit() else chunk)
+    return parts
+
+
+@dataclass
+class CheckReport:
+    checked: list[str] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class PolicyStore:
+    """The policy folder: ``*.yaml`` policies beside one ``directory.yaml``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def policy_files(self) -> list[Path]:
+        if not self.folder.is_dir():
+            raise PolicyError(
+                [
+                    FileProblem(
+                        str(self.folder),
+                        None,
+                        "",
+                        "the policy folder does not exist: set ESCALATE_POLICY_DIR to a folder of policy YAML files",
+                    )
+                ]
+            )
+        return sorted(
+            path
+            for pattern in ("*.yaml", "*.yml")
+            for path in self.folder.glob(pattern)
+            if path.name != DIRECTORY_FILE
+        )
+
+    def directory(self) -> Directory:
+        path = self.folder / DIRECTORY_FILE
+        if not path.exists():
+            raise PolicyError(
+                [
+                    FileProblem(
+                        str(path),
+                        None,
+                        "",
+                        "missing: every policy folder needs a directory.yaml listing people (and teams)",
+                    )
+                ]
+            )
+        document = _read(path)
+        directory = _validate(document, Directory, "directory")
+        problems = directory_problems(directory)
+        if problems:
+            raise PolicyError(_located(document, problems))
+        return directory
+
+    def load(self, name: str) -> PolicySnapshot:
+        """The snapshot of one policy; UnknownPolicy or PolicyError when it cannot be had."""
+        unreadable: list[str] = []
+        names: list[str] = []
+        for path in self.policy_files():
+            try:
+                document = _read(path)
+            except PolicyError:
+                unreadable.append(path.name)
+                continue
+            declared = document.data.get("policy") if isinstance(document.data, dict) else None
+            if declared != name:
+                if isinstance(declared, str):
+                    names.append(declared)
+                continue
+            policy = _validate(document, Policy, "policy")
+            directory = self.directory()
+            problems = contact_problems(policy, directory)
+            if problems:
+                raise PolicyError(_located(document, problems))
+            return snapshot(policy, directory, source=str(path))
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        known = ", ".join(sorted(names)) or "none"
+        skipped = f" ({', '.join(unreadable)} could not be read)" if unreadable else ""
+        raise UnknownPolicy(f"unknown policy {name!r}: {hint}the policies in {self.folder} are {known}{skipped}")
+
+    def check(self) -> CheckReport:
+        """Validate the whole folder: every policy, the directory, and names used twice."""
+        return check_paths([self.folder])
+
+
+def check_paths(paths: list[Path]) -> CheckReport:
+    """What ``escalate policy check`` runs: folders are checked whole; a single policy file is
+    checked against the ``directory.yaml`` beside it."""
+    report = CheckReport()
+    for target in paths:
+        target = Path(target)
+        if target.is_dir():
+            files = PolicyStore(target).policy_files()
+            folder = target
+        elif target.exists():
+            files = [] if target.name == DIRECTORY_FILE else [target]
+            folder = target.parent
+        else:
+            report.problems.append(FileProblem(str(target), None, "", "no such file or folder"))
+            continue
+        directory: Directory | None = None
+        directory_path = folder / DIRECTORY_FILE
+        try:
+            directory = PolicyStore(folder).directory()
+            report.checked.append(str(directory_path))
+        except PolicyError as err:
+            report.problems.extend(err.problems)
+        seen: dict[str, str] = {}
+        for path in files:
+            report.checked.append(str(path))
+            try:
+                document = _read(path)
+                policy: Policy = _validate(document, Policy, "policy")
+            except PolicyError as err:
+                report.problems.extend(err.problems)
+                continue
+            if policy.policy in seen:
+                report.problems.append(
+                    FileProblem(
+                        str(path),
+                        document.line_of(["policy"]),
+                        "policy",
+                        f"the name {policy.policy!r} is already used by {seen[policy.policy]}: give each policy its own name",
+                    )
+                )
+            seen[policy.policy] = str(path)
+            if directory is not None:
+                report.problems.extend(_located(document, contact_problems(policy, directory)))
+    return report

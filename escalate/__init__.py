@@ -1,0 +1,1 @@
+"""Shared plumbing of escalate: settings, logging and the Temporal connection."""

@@ -1,0 +1,48 @@
+"""The one settings object. Every ``ESCALATE_*`` variable is read here and nowhere else.
+
+Temporal's own connection settings (``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, TLS, API key,
+profiles) are read by ``temporalio.envconfig`` in ``escalate.temporal``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_POLICIES = REPO_ROOT / "examples" / "policies"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "escalate"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ESCALATE_", extra="ignore")
+
+    policy_dir: Path = EXAMPLE_POLICIES
+    """Folder of ``*.yaml`` policies and ``directory.yaml``."""
+    data_dir: Path = _default_data_dir()
+    """Where ``escalate dev`` keeps its SQLite file and logs."""
+    smtp_url: str | None = None
+    """``smtp://user:pass@host:port`` (``smtps://`` for TLS, ``?starttls=1``); unset: emails are logged."""
+    smtp_from: str = "escalate@localhost"
+    smtp_timeout_seconds: float = 10.0
+    webhook_secret: SecretStr | None = None
+    api_token: SecretStr | None = None
+    api_url: str = "http://127.0.0.1:8000"
+    metrics_addr: str = "127.0.0.1:9464"
+    task_queue: str = "escalations"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

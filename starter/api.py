@@ -1,0 +1,237 @@
+"""The Python API for backend services and tools.
+
+    from starter import Escalations
+    escalations = await Escalations.connect()
+    opened = await escalations.start_incident(policy="payments", key="pay-42", priority="P1",
+                                              summary="Card authorisations failing")
+    await escalations.acknowledge("pay-42", by="alice")
+
+Every call raises ``IncidentRejected`` with the incident's own reason when it refuses an action,
+``IncidentNotFound`` for an unknown key and ``TemporalUnavailable`` when Temporal cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from escalate.temporal import connect
+from workflows.incident import IncidentWorkflow
+from workflows.model import (
+    TASK_QUEUE,
+    AckRequest,
+    EscalateRequest,
+    IncidentRequest,
+    IncidentStatus,
+    NoteRequest,
+    PriorityRequest,
+    ReassignRequest,
+    ResolveRequest,
+    SnoozeRequest,
+    TriggerResult,
+    workflow_id,
+)
+
+
+class IncidentRejected(Exception):
+    """The incident (or its policy) refused the request; ``str()`` is the reason."""
+
+
+class IncidentNotFound(LookupError):
+    pass
+
+
+class TemporalUnavailable(ConnectionError):
+    pass
+
+
+def _innermost(err: BaseException) -> BaseException:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+def _reason(err: BaseException) -> str:
+    inner = _innermost(err)
+    return str(getattr(inner, "message", None) or inner)
+
+
+_VERBS = {
+    "acknowledge": "be acknowledged",
+    "resolve": "be resolved again",
+    "escalate": "be escalated",
+    "reassign": "be reassigned",
+    "snooze": "be snoozed",
+    "note": "take notes",
+    "set_priority": "change priority",
+}
+
+_UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+
+
+class Escalations:
+    def __init__(self, client: Client, task_queue: str = TASK_QUEUE) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, address: str | None = None, task_queue: str = TASK_QUEUE) -> Escalations:
+        try:
+            return cls(await connect(address), task_queue)
+        except RuntimeError as err:  # the core SDK reports a failed connection as RuntimeError
+            raise TemporalUnavailable(f"cannot reach Temporal: {err}") from None
+
+    # ── opening ──────────────────────────────────────────────────────────────────────────────
+
+    async def start_incident(self, request: IncidentRequest | None = None, **fields: Any) -> TriggerResult:
+        """Open an incident, or join the open one with the same key (counted as a repeat
+        occurrence, paging nobody again). Atomic under races: one key, one incident."""
+        if request is None:
+            request = IncidentRequest.model_validate(fields)
+        request = request.model_copy(update={"request_id": uuid.uuid4().hex})
+        for attempt in range(6):
+            operation = WithStartWorkflowOperation(
+                IncidentWorkflow.run,
+                request,
+                id=workflow_id(request.key),
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=f"[{request.priority}] {request.policy}: {request.summary}"[:200],
+            )
+            try:
+                return await self.client.execute_update_with_start_workflow(
+                    IncidentWorkflow.trigger, request, start_workflow_operation=operation
+                )
+            except WorkflowUpdateFailedError as err:
+                inner = _innermost(err)
+                if isinstance(inner, ApplicationError) and inner.type == "AlreadyResolved":
+                    # Resolved a moment ago but not yet closed: once it closes, this key opens anew.
+                    await asyncio.sleep(0.1 * 2**attempt)
+                    continue
+                raise IncidentRejected(_reason(err)) from None
+            except RPCError as err:
+                self._raise_for_rpc(err, request.key)
+        raise IncidentRejected(f"incident {request.key} is closing; try again in a moment")
+
+    # ── responders ───────────────────────────────────────────────────────────────────────────
+
+    async def acknowledge(self, key: str, *, by: str, note: str | None = None) -> IncidentStatus:
+        return await self._update(key, IncidentWorkflow.acknowledge, AckRequest, by=by, note=note)
+
+    async def resolve(self, key: str, *, by: str, resolution: str) -> IncidentStatus:
+        return await self._update(key, IncidentWorkflow.resolve, ResolveRequest, by=by, resolution=resolution)
+
+    async def escalate(self, key: str, *, by: str, reason: str) -> IncidentStatus:
+        return await self._update(key, IncidentWorkflow.escalate, EscalateRequest, by=by, reason=reason)
+
+    async def reassign(self, key: str, *, policy: str, by: str, reason: str) -> IncidentStatus:
+        return await self._update(key, IncidentWorkflow.reassign, ReassignRequest, by=by, policy=policy, reason=reason)
+
+    async def snooze(self, key: str, *, duration: str | timedelta, by: str) -> IncidentStatus:
+        return await self._update(key, IncidentWorkflow.snooze, SnoozeRequest, by=by, duration=duration)
+
+    async def add_note(self, key: str, *, by: str, text: str) -> IncidentStatus:
+        return await self._update(key, IncidentWorkflow.note, NoteRequest, by=by, text=text)
+
+    async def set_priority(self, key: str, *, priority: str, by: str) -> IncidentStatus:
+        return await self._update(key, IncidentWorkflow.set_priority, PriorityRequest, by=by, priority=priority)
+
+    # ── reading ──────────────────────────────────────────────────────────────────────────────
+
+    async def status(self, key: str) -> IncidentStatus:
+        handle = self._handle(key)
+        try:
+            description = await handle.describe()
+            if description.status == WorkflowExecutionStatus.RUNNING:
+                return await handle.query(IncidentWorkflow.get_status)
+            return await self._final_status(key, handle, description.status)
+        except RPCError as err:
+            self._raise_for_rpc(err, key)
+        except WorkflowQueryFailedError as err:
+            raise IncidentRejected(f"incident {key} could not be read: {err}") from None
+
+    async def list_incidents(self, status: Literal["open", "all"] = "open", limit: int = 200) -> list[IncidentStatus]:
+        query = 'WorkflowType="Incident"'
+        if status == "open":
+            query += ' AND ExecutionStatus="Running"'
+        keys: list[str] = []
+        try:
+            async for execution in self.client.list_workflows(query, limit=limit):
+                if execution.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+                    keys.append(execution.id.removeprefix(workflow_id("")))
+        except RPCError as err:
+            self._raise_for_rpc(err, "")
+        results: list[IncidentStatus] = []
+        for key in dict.fromkeys(keys):
+            try:
+                results.append(await self.status(key))
+            except (IncidentNotFound, IncidentRejected):
+                continue
+        return results
+
+    # ── plumbing ─────────────────────────────────────────────────────────────────────────────
+
+    def _handle(self, key: str) -> WorkflowHandle[IncidentWorkflow, IncidentStatus]:
+        return self.client.get_workflow_handle_for(IncidentWorkflow.run, workflow_id(key))
+
+    async def _update(self, key: str, update: Any, model: type, **fields: Any) -> IncidentStatus:
+        try:
+            request = model.model_validate(fields)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise IncidentRejected(f"invalid request: {problems}") from None
+        handle = self._handle(key)
+        try:
+            return await handle.execute_update(update, request)
+        except WorkflowUpdateFailedError as err:
+            raise IncidentRejected(_reason(err)) from None
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                await self._explain_closed(key, handle, update.__name__)
+            self._raise_for_rpc(err, key)
+
+    async def _explain_closed(self, key: str, handle: WorkflowHandle[Any, Any], action: str) -> None:
+        """An update to a closed incident: say why, from its final status."""
+        try:
+            description = await handle.describe()
+        except RPCError:
+            raise IncidentNotFound(f"no incident with key {key!r}") from None
+        final = await self._final_status(key, handle, description.status)
+        raise IncidentRejected(
+            f"incident {key} is already resolved (by {final.resolved_by} at "
+            f"{final.resolved_at:%Y-%m-%d %H:%M:%S UTC}, {final.resolution!r}): "
+            f"it cannot {_VERBS.get(action, action)}"
+        )
+
+    async def _final_status(self, key: str, handle: WorkflowHandle[Any, IncidentStatus], status: Any) -> IncidentStatus:
+        try:
+            return await handle.result()
+        except WorkflowFailureError as err:
+            raise IncidentRejected(f"incident {key} was not opened: {_reason(err)}") from None
+        except Exception as err:
+            raise IncidentRejected(f"incident {key} ended as {getattr(status, 'name', status)}: {err}") from None
+
+    @staticmethod
+    def _raise_for_rpc(err: RPCError, key: str) -> Any:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise IncidentNotFound(f"no incident with key {key!r}") from None
+        if err.status in _UNAVAILABLE:
+            raise TemporalUnavailable(f"Temporal is unavailable: {err.message}") from None
+        raise IncidentRejected(f"Temporal refused the request: {err.message}") from None

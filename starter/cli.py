@@ -1,0 +1,356 @@
+"""The ``escalate`` command line. Exit status: 0 done; 1 rejected or failed (reason on stderr);
+2 usage error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from escalate.settings import get_settings
+from starter.api import Escalations, IncidentNotFound, IncidentRejected, TemporalUnavailable
+from workflows.model import IncidentRequest, IncidentStatus, TriggerResult
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="escalate",
+    help="Durable escalation pipelines for incidents and support cases, on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Work with escalation policy files.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+By = Annotated[str, typer.Option("--by", help="Who is acting (a name from the directory).")]
+Key = Annotated[str, typer.Argument(help="The incident key.", show_default=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the status JSON of the contract.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"escalate: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _run(work: Callable[[Escalations], Awaitable[T]]) -> T:
+    """Connect, run one call, and turn every known failure into a reason on stderr."""
+
+    async def main() -> T:
+        escalations = await Escalations.connect()
+        return await work(escalations)
+
+    try:
+        return asyncio.run(main())
+    except (IncidentRejected, IncidentNotFound, TemporalUnavailable) as err:
+        fail(str(err))
+
+
+def _validation_message(err: ValidationError, options: dict[str, str]) -> str:
+    parts = []
+    for error in err.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{options.get(field, '--' + field)}: {message}")
+    return "; ".join(parts)
+
+
+# ── formatting ───────────────────────────────────────────────────────────────────────────────
+
+
+def _time(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+def _short_time(moment: datetime) -> str:
+    return moment.strftime("%m-%d %H:%M:%S")
+
+
+def print_status(status: IncidentStatus) -> None:
+    state = status.status + (" (exhausted: every tier was paged)" if status.exhausted else "")
+    round_note = f" · round {status.round + 1}" if status.round else ""
+    lines = [
+        f"{status.key}  [{status.priority}] {status.policy}: {status.summary}",
+        f"  status    {state}",
+        f"  tier      {status.tier} of {status.tier_count} ({status.tier_name}){round_note}",
+        f"  owners    {', '.join(status.owners) or '-'}",
+    ]
+    if status.acknowledged_by:
+        lines.append(f"  acked by  {status.acknowledged_by}")
+    if status.next_reminder_at:
+        lines.append(f"  reminder  {_time(status.next_reminder_at)}")
+    if status.next_escalation_at:
+        lines.append(f"  escalates {_time(status.next_escalation_at)}")
+    if status.snoozed_until:
+        lines.append(f"  snoozed   until {_time(status.snoozed_until)}")
+    if status.resolve_by:
+        sla = "BREACHED" if status.sla_breached else "on track"
+        lines.append(f"  resolve   by {_time(status.resolve_by)} ({sla})")
+    if status.occurrences > 1:
+        lines.append(f"  seen      {status.occurrences} times")
+    if status.resolved_by:
+        lines.append(f"  resolved  by {status.resolved_by} at {_time(status.resolved_at)}: {status.resolution}")
+    lines.append("  timeline")
+    for event in status.timeline:
+        tier = f"t{event.tier}" if event.tier else "  "
+        lines.append(f"    {_short_time(event.at)}  {event.kind:<16} {tier:<3} {event.who or '':<8} {event.detail}")
+    typer.echo("\n".join(lines))
+
+
+def emit(status: IncidentStatus, as_json: bool, headline: str | None = None) -> None:
+    if as_json:
+        typer.echo(status.model_dump_json(indent=2))
+        return
+    if headline:
+        typer.echo(headline)
+    print_status(status)
+
+
+# ── opening and acting ───────────────────────────────────────────────────────────────────────
+
+
+@app.command()
+def start(
+    policy: Annotated[str, typer.Option(help="The escalation policy (file name in ESCALATE_POLICY_DIR).")],
+    key: Annotated[str, typer.Option(help="The incident key; a repeated key joins the open incident.")],
+    priority: Annotated[str, typer.Option(help="P1…P5 (or critical, high, medium, low, info).")],
+    summary: Annotated[str, typer.Option(help="One line saying what is wrong.")],
+    details: Annotated[str | None, typer.Option(help="A JSON object with more context.")] = None,
+    reporter: Annotated[str | None, typer.Option(help="Who reported it (an email address).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Open an incident, or join the open one with the same key."""
+    try:
+        parsed_details = json.loads(details) if details else {}
+    except json.JSONDecodeError as err:
+        fail(f"--details is not valid JSON ({err.msg} at column {err.colno}): pass an object like '{{\"host\": \"db-1\"}}'", 2)
+    try:
+        request = IncidentRequest(
+            policy=policy, key=key, priority=priority, summary=summary, details=parsed_details, reporter=reporter
+        )
+    except ValidationError as err:
+        fail(_validation_message(err, {}), 2)
+    result: TriggerResult = _run(lambda e: e.start_incident(request))
+    status = result.status
+    if result.created:
+        headline = f"opened incident {status.key}: paging tier 1 ({status.tier_name}): {', '.join(status.owners)}"
+    else:
+        headline = f"joined open incident {status.key} (seen {status.occurrences} times); nobody paged again"
+    emit(status, as_json, headline)
+
+
+@app.command()
+def ack(key: Key, by: By, note: Annotated[str | None, typer.Option(help="Why or what next.")] = None, as_json: AsJson = False) -> None:
+    """Acknowledge: take the incident and stop all escalation."""
+    emit(_run(lambda e: e.acknowledge(key, by=by, note=note)), as_json, f"acknowledged {key} by {by}")
+
+
+@app.command()
+def resolve(
+    key: Key, by: By, resolution: Annotated[str, typer.Option(help="What fixed it.")], as_json: AsJson = False
+) -> None:
+    """Resolve the incident (at any status but resolved)."""
+    emit(_run(lambda e: e.resolve(key, by=by, resolution=resolution)), as_json, f"resolved {key}")
+
+
+@app.command()
+def up(key: Key, by: By, reason: Annotated[str, typer.Option(help="Why it needs the next tier.")], as_json: AsJson = False) -> None:
+    """Escalate by hand to the next tier, which is paged at once."""
+    status = _run(lambda e: e.escalate(key, by=by, reason=reason))
+    emit(status, as_json, f"escalated {key} to tier {status.tier} ({status.tier_name})")
+
+
+@app.command()
+def reassign(
+    key: Key,
+    policy: Annotated[str, typer.Option(help="The policy (team) to hand the incident to.")],
+    by: By,
+    reason: Annotated[str, typer.Option(help="Why it belongs there.")],
+    as_json: AsJson = False,
+) -> None:
+    """Hand the incident to another policy (functional escalation), starting at its tier 1."""
+    emit(_run(lambda e: e.reassign(key, policy=policy, by=by, reason=reason)), as_json, f"reassigned {key} to {policy}")
+
+
+@app.command()
+def snooze(
+    key: Key,
+    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 30m or 2h.")],
+    by: By,
+    as_json: AsJson = False,
+) -> None:
+    """Pause escalation; when the snooze ends the current tier is paged again."""
+    status = _run(lambda e: e.snooze(key, duration=duration, by=by))
+    emit(status, as_json, f"snoozed {key} until {_time(status.snoozed_until)}")
+
+
+@app.command()
+def note(key: Key, text: Annotated[str, typer.Argument(help="The note.")], by: By, as_json: AsJson = False) -> None:
+    """Add a note to the incident's timeline."""
+    emit(_run(lambda e: e.add_note(key, by=by, text=text)), as_json, f"noted on {key}")
+
+
+@app.command()
+def priority(key: Key, new_priority: Annotated[str, typer.Argument(metavar="PRIORITY", help="P1…P5.")], by: By, as_json: AsJson = False) -> None:
+    """Change the priority; the current window and the resolution SLA count again from now."""
+    emit(_run(lambda e: e.set_priority(key, priority=new_priority, by=by)), as_json, f"{key} is now {new_priority.upper()}")
+
+
+# ── reading ──────────────────────────────────────────────────────────────────────────────────
+
+
+@app.command()
+def status(key: Key, as_json: AsJson = False) -> None:
+    """Show an incident: status, tier, owners, deadlines and timeline."""
+    emit(_run(lambda e: e.status(key)), as_json)
+
+
+@app.command("list")
+def list_incidents(
+    which: Annotated[str, typer.Option("--status", help="open or all.")] = "open", as_json: AsJson = False
+) -> None:
+    """List incidents (open ones by default)."""
+    if which not in ("open", "all"):
+        fail("--status: write open or all", 2)
+    incidents = _run(lambda e: e.list_incidents(which))  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps([json.loads(item.model_dump_json()) for item in incidents], indent=2))
+        return
+    if not incidents:
+        typer.echo("no open incidents" if which == "open" else "no incidents")
+        return
+    typer.echo(f"{'KEY':<24} {'PRI':<4} {'POLICY':<16} {'STATUS':<13} {'TIER':<5} {'OWNERS':<20} SUMMARY")
+    for item in incidents:
+        typer.echo(
+            f"{item.key:<24} {item.priority:<4} {item.policy:<16} {item.status:<13} "
+            f"{item.tier:<5} {', '.join(item.owners)[:20]:<20} {item.summary}"
+        )
+
+
+@policy_app.command("check")
+def policy_check(paths: Annotated[list[Path], typer.Argument(help="Policy files or folders.")]) -> None:
+    """Validate policy files: each problem names the file, line, field and what to write instead."""
+    from activities.policy_store import check_paths
+
+    report = check_paths(paths)
+    for problem in report.problems:
+        typer.echo(f"error: {problem}", err=True)
+    failed = {problem.file for problem in report.problems}
+    for checked in report.checked:
+        if checked not in failed:
+            typer.echo(f"ok: {checked}")
+    if not report.ok:
+        fail(f"{len(report.problems)} problem(s) in {len(failed)} file(s)")
+
+
+# ── running ──────────────────────────────────────────────────────────────────────────────────
+
+
+def _serve(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run a long-lived part until Ctrl-C or SIGTERM, then stop it cleanly."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+@app.command()
+def worker() -> None:
+    """Run the worker against TEMPORAL_ADDRESS."""
+    from escalate.logs import configure
+    from escalate.temporal import connect
+    from worker import run_worker
+
+    settings = get_settings()
+    configure(settings)
+
+    async def main(stop: asyncio.Event) -> None:
+        try:
+            client = await connect()
+        except RuntimeError as err:
+            fail(f"cannot reach Temporal: {err}")
+        await run_worker(client, settings, stop)
+
+    _serve(main)
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Temporal gRPC port.")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal UI port.")] = 8233,
+    headless: Annotated[bool, typer.Option(help="Run without the Temporal UI.")] = False,
+) -> None:
+    """The embedded default: Temporal dev server (SQLite under ESCALATE_DATA_DIR), UI and worker."""
+    from escalate.devserver import DevServer, DevServerError
+    from escalate.logs import configure
+    from escalate.temporal import connect
+    from worker import run_worker
+
+    settings = get_settings()
+    configure(settings)
+    server = DevServer(port=port, ui_port=ui_port, data_dir=settings.data_dir, headless=headless)
+
+    async def main(stop: asyncio.Event) -> None:
+        try:
+            server.start()
+            await server.wait_ready()
+            client = await _connect_with_retry(connect, server.address, stop)
+        except DevServerError as err:
+            fail(str(err))
+        if client is None:
+            return
+        ui = "(headless)" if headless else f"http://127.0.0.1:{ui_port}"
+        typer.echo(
+            "\n".join(
+                [
+                    "escalate dev is running (Ctrl-C stops everything)",
+                    f"  Temporal  {server.address}   data {server.database}",
+                    f"  UI        {ui}",
+                    f"  policies  {settings.policy_dir}",
+                    "  try       escalate start --policy walkthrough --key demo-1 --priority P1 --summary 'Disk full on db-1'",
+                ]
+            ),
+            err=True,
+        )
+        await run_worker(client, settings, stop)
+
+    try:
+        _serve(main)
+    finally:
+        server.stop()
+        typer.echo("escalate dev stopped; open incidents are kept for the next start", err=True)
+
+
+async def _connect_with_retry(connect: Any, address: str, stop: asyncio.Event) -> Any:
+    for _ in range(100):
+        if stop.is_set():
+            return None
+        try:
+            return await connect(address)
+        except RuntimeError:
+            await asyncio.sleep(0.3)
+    fail(f"the Temporal dev server at {address} did not accept connections")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

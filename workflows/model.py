@@ -1,0 +1,209 @@
+"""The incident's data: what starts it, what responders send it, what it records and reports.
+
+These models cross the wire (client ⇄ Temporal ⇄ worker) through the pydantic data converter,
+so each is validated at the edge, before an incident ever sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from workflows.durations import Duration
+from workflows.policy import PolicyName, Priority
+
+TASK_QUEUE = "escalations"
+WORKFLOW_ID_PREFIX = "incident-"
+
+LOAD_POLICY_ACTIVITY = "load_policy"
+NOTIFY_ACTIVITY = "notify"
+
+MAX_DETAILS_BYTES = 64 * 1024
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}$")
+
+
+def _check_key(value: str) -> str:
+    if not _KEY.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid incident key: use up to 200 letters, digits and . _ : @ / + = -, "
+            "starting with a letter or digit (e.g. db-disk-full-2026-11-25)"
+        )
+    return value
+
+
+IncidentKey = Annotated[str, AfterValidator(_check_key)]
+Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+
+Status = Literal["triggered", "acknowledged", "snoozed", "resolved"]
+EventKind = Literal[
+    "triggered",
+    "repeated",
+    "notified",
+    "notify_failed",
+    "reminded",
+    "escalated",
+    "exhausted",
+    "acknowledged",
+    "noted",
+    "reassigned",
+    "snoozed",
+    "woke",
+    "priority_changed",
+    "sla_breached",
+    "resolved",
+]
+MessageKind = Literal["page", "reminder", "escalated", "exhausted", "sla_breach"]
+
+
+def workflow_id(key: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{key}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IncidentRequest(_Model):
+    """What a backend service, an alert or the CLI sends to open (or join) an incident."""
+
+    policy: PolicyName
+    key: IncidentKey
+    priority: Priority
+    summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    details: dict[str, Any] = Field(default_factory=dict)
+    reporter: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)] | None = None
+    request_id: str = ""
+    """Set by the starter; tells the first trigger (which created the incident) from repeats."""
+
+    @field_validator("details")
+    @classmethod
+    def _details_fit(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, default=str).encode())
+        if size > MAX_DETAILS_BYTES:
+            raise ValueError(
+                f"details are {size} bytes, over the limit of {MAX_DETAILS_BYTES} (64 KiB): "
+                "send a link to the full data instead"
+            )
+        return value
+
+
+class TimelineEvent(_Model):
+    at: datetime
+    kind: EventKind
+    tier: int | None = None
+    who: str | None = None
+    detail: str = ""
+    channel: str | None = None
+    due_at: datetime | None = None
+    """When the step was due, for the steps a timer drives (reminders, escalations, SLA)."""
+
+
+class IncidentStatus(_Model):
+    """The status JSON of the contract (``escalate status --json``, ``GET /v1/incidents/{key}``)."""
+
+    key: str
+    policy: str
+    priority: str
+    status: Status
+    tier: int
+    tier_name: str
+    owners: list[str]
+    acknowledged_by: str | None
+    resolve_by: datetime | None
+    sla_breached: bool
+    timeline: list[TimelineEvent]
+    summary: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    reporter: str | None = None
+    tier_count: int = 0
+    round: int = 0
+    exhausted: bool = False
+    next_reminder_at: datetime | None = None
+    next_escalation_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    occurrences: int = 1
+    triggered_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution: str | None = None
+
+
+class TriggerResult(_Model):
+    created: bool
+    """True when this trigger opened the incident; False when it joined an open one."""
+    status: IncidentStatus
+
+
+class AckRequest(_Model):
+    by: Who
+    note: str | None = None
+
+
+class ResolveRequest(_Model):
+    by: Who
+    resolution: Text
+
+
+class EscalateRequest(_Model):
+    by: Who
+    reason: Text
+
+
+class ReassignRequest(_Model):
+    by: Who
+    policy: PolicyName
+    reason: Text
+
+
+class SnoozeRequest(_Model):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    by: Who
+    duration: Duration = Field(alias="for")
+
+
+class NoteRequest(_Model):
+    by: Who
+    text: Text
+
+
+class PriorityRequest(_Model):
+    by: Who
+    priority: Priority
+
+
+class Notification(_Model):
+    """One message to one person on one channel. ``idempotency_key`` never changes across retries."""
+
+    idempotency_key: str
+    kind: MessageKind
+    incident_key: str
+    policy: str
+    priority: str
+    summary: str
+    person: str
+    channel: str
+    address: str
+    tier: int
+    tier_name: str
+    tier_count: int
+    ack_by: datetime | None = None
+    """When this tier's window ends (for pages and reminders)."""
+    tried: list[str] = Field(default_factory=list)
+    """For escalations and manager notices: the tiers already paged, e.g. 'L1 support (15m)'."""
+    reason: str = ""
+
+
+class Delivery(_Model):
+    channel: str
+    outcome: Literal["delivered", "logged"]
+    detail: str = ""
+
+
+class PolicyRef(_Model):
+    name: PolicyName

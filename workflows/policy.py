@@ -1,0 +1,332 @@
+"""The escalation policy (escalation matrix) and the contact directory, as pure pydantic models.
+
+Nothing here reads files: ``activities/policy_store.py`` does the I/O and turns validation
+errors into messages that name the file and the field. The workflow only ever sees a
+``PolicySnapshot``, which is recorded in its history so that replay and review see the policy
+that was in force.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from workflows.durations import Duration, format_duration
+
+PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+PRIORITY_ALIASES = {
+    "critical": "P1",
+    "high": "P2",
+    "medium": "P3",
+    "moderate": "P3",
+    "low": "P4",
+    "info": "P5",
+    "informational": "P5",
+}
+PRIORITY_HINT = "write one of P1, P2, P3, P4, P5 (or critical, high, medium, low, info)"
+
+
+def normalise_priority(value: Any) -> str:
+    text = str(value).strip()
+    if text.upper() in PRIORITIES:
+        return text.upper()
+    if text.lower() in PRIORITY_ALIASES:
+        return PRIORITY_ALIASES[text.lower()]
+    raise ValueError(f"unknown priority {text!r}: {PRIORITY_HINT}")
+
+
+Priority = Annotated[str, BeforeValidator(normalise_priority)]
+"""``P1``…``P5``; ``critical``/``high``/``medium``/``low``/``info`` are accepted and normalised."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_name(kind: str) -> Any:
+    def check(value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid {kind} name: use letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    return check
+
+
+PolicyName = Annotated[str, AfterValidator(_check_name("policy"))]
+PersonName = Annotated[str, AfterValidator(_check_name("person"))]
+
+TEAM_PREFIX = "team:"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Windows(_Strict):
+    """The clocks of one priority: how long a tier has to acknowledge, when to remind, the SLA."""
+
+    ack_within: Duration
+    remind_before: Duration | None = None
+    remind_at: Duration | None = None
+    resolve_within: Duration | None = None
+
+    @model_validator(mode="after")
+    def _reminder_inside_window(self) -> Windows:
+        if self.ack_within <= timedelta(0):
+            raise ValueError("ack_within must be longer than 0s: write e.g. ack_within: 15m")
+        if self.remind_before is not None and self.remind_at is not None:
+            raise ValueError(
+                "give either remind_before (time before the window ends) or remind_at "
+                "(time after the tier was paged), not both"
+            )
+        window = format_duration(self.ack_within)
+        if self.remind_before is not None and not (
+            timedelta(0) < self.remind_before < self.ack_within
+        ):
+            raise ValueError(
+                f"remind_before {format_duration(self.remind_before)} is not inside the "
+                f"ack_within window of {window}: write a duration shorter than {window}, "
+                f"e.g. remind_before: {format_duration(self.ack_within / 3)}"
+            )
+        if self.remind_at is not None and not (timedelta(0) < self.remind_at < self.ack_within):
+            raise ValueError(
+                f"remind_at {format_duration(self.remind_at)} is not inside the ack_within "
+                f"window of {window}: write a duration shorter than {window}, "
+                f"e.g. remind_at: {format_duration(self.ack_within * 2 / 3)}"
+            )
+        if self.resolve_within is not None and self.resolve_within <= timedelta(0):
+            raise ValueError("resolve_within must be longer than 0s: write e.g. resolve_within: 4h")
+        return self
+
+    def reminder_offset(self) -> timedelta | None:
+        """How long after a tier is paged its reminder goes out, if any."""
+        if self.remind_at is not None:
+            return self.remind_at
+        if self.remind_before is not None:
+            return self.ack_within - self.remind_before
+        return None
+
+
+def _owner_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
+class Tier(_Strict):
+    name: str = Field(min_length=1)
+    owners: Annotated[list[str], BeforeValidator(_owner_list)]
+
+    @model_validator(mode="after")
+    def _has_owners(self) -> Tier:
+        if not self.owners:
+            raise ValueError(
+                f"tier {self.name!r} has no owners: list at least one person or team, "
+                "e.g. owners: [alice, team:payments-support]"
+            )
+        return self
+
+
+class Policy(_Strict):
+    """The escalation matrix of one service or category."""
+
+    policy: PolicyName
+    description: str = ""
+    manager: PersonName
+    windows: dict[Priority, Windows] = Field(min_length=1)
+    tiers: list[Tier] = Field(min_length=1)
+    repeat: int = Field(default=0, ge=0, le=100)
+
+    def windows_for(self, priority: str) -> Windows:
+        try:
+            return self.windows[priority]
+        except KeyError:
+            raise ValueError(
+                f"policy {self.policy!r} has no windows for {priority}: "
+                f"it defines {', '.join(sorted(self.windows))}"
+            ) from None
+
+    @model_validator(mode="after")
+    def _unique_tier_names(self) -> Policy:
+        seen: set[str] = set()
+        for tier in self.tiers:
+            if tier.name in seen:
+                raise ValueError(f"two tiers are named {tier.name!r}: give every tier its own name")
+            seen.add(tier.name)
+        return self
+
+
+CHANNELS = ("email", "webhook", "chat")
+
+
+class ContactPoint(_Strict):
+    channel: str
+    address: str
+
+
+class Person(_Strict):
+    """One contact of the directory; ``channels`` keeps the order the file lists them in."""
+
+    channels: list[ContactPoint]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_mapping(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "channels" not in data:
+            unknown = [name for name in data if name not in CHANNELS]
+            if unknown:
+                name = unknown[0]
+                close = difflib.get_close_matches(str(name), CHANNELS, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(
+                    f"unknown channel {name!r}: {hint}a person lists any of {', '.join(CHANNELS)}"
+                )
+            points = [
+                {"channel": channel, "address": str(address)}
+                for channel, address in data.items()
+                if address not in (None, "")
+            ]
+            if not points:
+                raise ValueError(
+                    "no way to reach this person: give at least one of email, webhook, chat, "
+                    "e.g. {email: alice@example.com}"
+                )
+            return {"channels": points}
+        return data
+
+    def address(self, channel: str) -> str | None:
+        return next((point.address for point in self.channels if point.channel == channel), None)
+
+
+class Directory(_Strict):
+    """``directory.yaml``: the escalation contact list and the teams."""
+
+    people: dict[PersonName, Person] = Field(default_factory=dict)
+    teams: dict[str, list[PersonName]] = Field(default_factory=dict)
+
+
+class Problem(_Strict):
+    """One thing wrong with a policy, located by its field path (``tiers[1].owners[0]``)."""
+
+    path: str
+    message: str
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def contact_problems(policy: Policy, directory: Directory) -> list[Problem]:
+    """Every owner and the manager must be a known person or team of the directory."""
+    people = sorted(directory.people)
+    teams = sorted(directory.teams)
+    problems: list[Problem] = []
+
+    def unknown_person(path: str, name: str) -> None:
+        if name not in directory.people:
+            problems.append(
+                Problem(
+                    path=path,
+                    message=(
+                        f"unknown contact {name!r}: {_suggest(name, people)}add {name} under "
+                        f"people: in directory.yaml, or use one of {', '.join(people) or '(none)'}"
+                    ),
+                )
+            )
+
+    for t, tier in enumerate(policy.tiers):
+        for o, owner in enumerate(tier.owners):
+            path = f"tiers[{t}].owners[{o}]"
+            if owner.startswith(TEAM_PREFIX):
+                team = owner[len(TEAM_PREFIX) :]
+                if team not in directory.teams:
+                    problems.append(
+                        Problem(
+                            path=path,
+                            message=(
+                                f"unknown team {team!r}: {_suggest(team, teams)}add it under teams: "
+                                f"in directory.yaml, or use one of "
+                                f"{', '.join('team:' + name for name in teams) or '(no teams)'}"
+                            ),
+                        )
+                    )
+            else:
+                unknown_person(path, owner)
+    unknown_person("manager", policy.manager)
+    return problems
+
+
+def directory_problems(directory: Directory) -> list[Problem]:
+    """Teams must name people of the directory and must not be empty."""
+    problems = []
+    people = sorted(directory.people)
+    for team, members in directory.teams.items():
+        if not members:
+            problems.append(
+                Problem(
+                    path=f"teams.{team}",
+                    message=f"team {team!r} has no members: list at least one person, e.g. [{people[0] if people else 'alice'}]",
+                )
+            )
+        for m, member in enumerate(members):
+            if member not in directory.people:
+                problems.append(
+                    Problem(
+                        path=f"teams.{team}[{m}]",
+                        message=(
+                            f"unknown contact {member!r}: {_suggest(member, people)}add {member} "
+                            "under people:, or remove it from the team"
+                        ),
+                    )
+                )
+    return problems
+
+
+class PolicySnapshot(_Strict):
+    """A policy with its owners expanded to people, frozen when an incident starts."""
+
+    policy: Policy
+    people: dict[str, Person]
+    tier_people: list[list[str]]
+    source: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.policy.policy
+
+    def tier_name(self, tier: int) -> str:
+        return self.policy.tiers[tier - 1].name
+
+    def people_of(self, tier: int) -> list[str]:
+        return list(self.tier_people[tier - 1])
+
+    @property
+    def tier_count(self) -> int:
+        return len(self.policy.tiers)
+
+
+def snapshot(policy: Policy, directory: Directory, source: str = "") -> PolicySnapshot:
+    """Expand ``team:`` owners to their members (each person once per tier, in written order)."""
+    problems = contact_problems(policy, directory) + directory_problems(directory)
+    if problems:
+        raise ValueError("; ".join(f"{p.path}: {p.message}" for p in problems))
+    tier_people: list[list[str]] = []
+    for tier in policy.tiers:
+        names: list[str] = []
+        for owner in tier.owners:
+            members = (
+                directory.teams[owner[len(TEAM_PREFIX) :]]
+                if owner.startswith(TEAM_PREFIX)
+                else [owner]
+            )
+            names.extend(name for name in members if name not in names)
+        tier_people.append(names)
+    involved = {name for names in tier_people for name in names} | {policy.manager}
+    people = {name: directory.people[name] for name in sorted(involved)}
+    return PolicySnapshot(policy=policy, people=people, tier_people=tier_people, source=source)
