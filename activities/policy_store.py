@@ -299,9 +299,15 @@ def check_paths(paths: list[Path]) -> CheckReport:
             report.checked.append(str(path))
             try:
                 document = _read(path)
+            except PolicyError as err:
+                report.problems.extend(err.problems)
+                continue
+            try:
                 policy: Policy = _validate(document, Policy, "policy")
             except PolicyError as err:
                 report.problems.extend(err.problems)
+                if directory is not None and isinstance(document.data, dict):
+                    report.problems.extend(_located(document, contact_problems(document.data, directory)))
                 continue
             if policy.policy in seen:
                 report.problems.append(
@@ -315,4 +321,5 @@ def check_paths(paths: list[Path]) -> CheckReport:
             seen[policy.policy] = str(path)
             if directory is not None:
                 report.problems.extend(_located(document, contact_problems(policy, directory)))
+    report.problems.sort(key=lambda problem: (problem.file, problem.line or 0))
     return report

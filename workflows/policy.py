@@ -222,44 +222,50 @@ def _suggest(name: str, known: list[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def contact_problems(policy: Policy, directory: Directory) -> list[Problem]:
-    """Every owner and the manager must be a known person or team of the directory."""
+def owner_problem(path: str, owner: str, directory: Directory) -> Problem | None:
+    """Why ``owner`` (a person or ``team:NAME``) is not in the directory, or None if it is."""
+    if owner.startswith(TEAM_PREFIX):
+        team = owner[len(TEAM_PREFIX) :]
+        if team in directory.teams:
+            return None
+        teams = sorted(directory.teams)
+        return Problem(
+            path=path,
+            message=(
+                f"unknown team {team!r}: {_suggest(team, teams)}add it under teams: in directory.yaml, "
+                f"or use one of {', '.join('team:' + name for name in teams) or '(no teams)'}"
+            ),
+        )
+    if owner in directory.people:
+        return None
     people = sorted(directory.people)
-    teams = sorted(directory.teams)
-    problems: list[Problem] = []
+    return Problem(
+        path=path,
+        message=(
+            f"unknown contact {owner!r}: {_suggest(owner, people)}add {owner} under people: in "
+            f"directory.yaml, or use one of {', '.join(people) or '(none)'}"
+        ),
+    )
 
-    def unknown_person(path: str, name: str) -> None:
-        if name not in directory.people:
-            problems.append(
-                Problem(
-                    path=path,
-                    message=(
-                        f"unknown contact {name!r}: {_suggest(name, people)}add {name} under "
-                        f"people: in directory.yaml, or use one of {', '.join(people) or '(none)'}"
-                    ),
-                )
-            )
 
-    for t, tier in enumerate(policy.tiers):
-        for o, owner in enumerate(tier.owners):
-            path = f"tiers[{t}].owners[{o}]"
-            if owner.startswith(TEAM_PREFIX):
-                team = owner[len(TEAM_PREFIX) :]
-                if team not in directory.teams:
-                    problems.append(
-                        Problem(
-                            path=path,
-                            message=(
-                                f"unknown team {team!r}: {_suggest(team, teams)}add it under teams: "
-                                f"in directory.yaml, or use one of "
-                                f"{', '.join('team:' + name for name in teams) or '(no teams)'}"
-                            ),
-                        )
-                    )
-            else:
-                unknown_person(path, owner)
-    unknown_person("manager", policy.manager)
-    return problems
+def contact_problems(policy: Policy | dict[str, Any], directory: Directory) -> list[Problem]:
+    """Every owner and the manager must be a known person or team of the directory.
+
+    Also takes the raw mapping of a policy file that failed validation, so that ``policy check``
+    reports unknown contacts together with the other problems of the file.
+    """
+    data = policy.model_dump() if isinstance(policy, Policy) else policy
+    found: list[Problem | None] = []
+    tiers = data.get("tiers")
+    for t, tier in enumerate(tiers if isinstance(tiers, list) else []):
+        owners = _owner_list(tier.get("owners")) if isinstance(tier, dict) else None
+        for o, owner in enumerate(owners if isinstance(owners, list) else []):
+            if isinstance(owner, str):
+                found.append(owner_problem(f"tiers[{t}].owners[{o}]", owner, directory))
+    manager = data.get("manager")
+    if isinstance(manager, str) and not manager.startswith(TEAM_PREFIX):
+        found.append(owner_problem("manager", manager, directory))
+    return [problem for problem in found if problem is not None]
 
 
 def directory_problems(directory: Directory) -> list[Problem]:
