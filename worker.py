@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -14,7 +15,8 @@ from escalate.settings import Settings
 from workflows.incident import IncidentWorkflow
 
 
-def create_worker(client: Client, settings: Settings) -> Worker:
+def create_worker(client: Client, settings: Settings, **options: Any) -> Worker:
+    """The worker; ``options`` pass through to ``temporalio.worker.Worker`` (cache size, slots)."""
     activities = EscalationActivities(settings)
     return Worker(
         client,
@@ -23,6 +25,7 @@ def create_worker(client: Client, settings: Settings) -> Worker:
         activities=activities.all,
         # In-flight notifications get this long to finish when the worker is asked to stop.
         graceful_shutdown_timeout=timedelta(seconds=10),
+        **options,
     )
 
 

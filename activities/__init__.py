@@ -12,21 +12,25 @@ from activities.messages import render
 from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy
 from escalate.logs import get_logger
 from escalate.settings import Settings
-from workflows.model import LOAD_POLICY_ACTIVITY, NOTIFY_ACTIVITY, Delivery, Notification, PolicyRef
+from workflows.model import LOAD_POLICY_ACTIVITY, LOG_CHANNEL, NOTIFY_ACTIVITY, Delivery, Notification, PolicyRef
 from workflows.policy import PolicySnapshot
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
+    """The channels this worker can send on; the others are reported as not configured."""
     channels: dict[str, Channel] = {
-        "email": (
-            EmailChannel(SmtpSettings(settings.smtp_url, settings.smtp_from, settings.smtp_timeout_seconds))
-            if settings.smtp_url
-            else LogChannel("email", "ESCALATE_SMTP_URL is not set, so the email was written to the worker log")
-        ),
+        LOG_CHANNEL: LogChannel(LOG_CHANNEL, ""),
     }
-    for name in ("webhook", "chat"):
-        channels[name] = LogChannel(name, f"this worker does not send {name} messages yet; written to the worker log")
+    if settings.smtp_url:
+        channels["email"] = EmailChannel(
+            SmtpSettings(settings.smtp_url, settings.smtp_from, settings.smtp_timeout_seconds)
+        )
     return channels
+
+
+_HOW_TO_CONFIGURE = {
+    "email": "set ESCALATE_SMTP_URL",
+}
 
 
 class EscalationActivities:
@@ -52,7 +56,10 @@ class EscalationActivities:
         log = get_logger(incident=note.incident_key, tier=note.tier, who=note.person, channel=note.channel)
         channel = self.channels.get(note.channel)
         if channel is None:
-            raise ApplicationError(f"unknown channel {note.channel!r}", type="PermanentDeliveryFailure", non_retryable=True)
+            how = _HOW_TO_CONFIGURE.get(note.channel, "not supported by this version")
+            raise ApplicationError(
+                f"no {note.channel} channel on this worker ({how})", type="ChannelNotConfigured", non_retryable=True
+            )
         try:
             delivery = await channel.send(note, render(note))
         except Exception as err:

@@ -21,11 +21,11 @@ def _when(moment: datetime | None) -> str:
 
 
 def render(note: Notification) -> RenderedMessage:
-    headline = f"[{note.priority}] {note.policy}: {note.summary}"
+    headline = f"[{note.priority}] {note.policy}: {note.summary} (incident {note.incident_key})"
     ack = f"escalate ack {note.incident_key} --by {note.person}"
     tier = f"tier {note.tier} of {note.tier_count} ({note.tier_name})"
     if note.kind == "page":
-        subject = f"{headline} (incident {note.incident_key})"
+        subject = headline
         lines = [
             f"You are paged for incident {note.incident_key} as {tier} of policy {note.policy}.",
             f"Please acknowledge by {_when(note.ack_by)}; if nobody does, it escalates to the next tier.",

@@ -38,6 +38,13 @@ _FIELD_EXAMPLES = {
     "name": "name: L1 support",
     "owners": "owners: [alice, team:payments-support]",
     "ack_within": "ack_within: 15m",
+    "remind_before": "remind_before: 5m",
+    "remind_at": "remind_at: 10m",
+    "resolve_within": "resolve_within: 4h",
+    "repeat": "repeat: 1",
+    "description": "description: Card payments platform",
+    "people": "people: {alice: {email: alice@example.com}}",
+    "teams": "teams: {payments-support: [alice, bob]}",
 }
 _KNOWN_FIELDS: dict[str, list[str]] = {
     "policy": list(Policy.model_fields),
@@ -97,8 +104,10 @@ def _read(path: Path) -> _Document:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise PolicyError([FileProblem(str(path), None, "", f"cannot read the file: {err.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise PolicyError([FileProblem(str(path), None, "", "not UTF-8 text: save the file as UTF-8")]) from None
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -108,12 +117,104 @@ def _read(path: Path) -> _Document:
                 FileProblem(
                     str(path),
                     mark.line + 1 if mark else None,
-                    "",
-                    f"not valid YAML ({problem}): check the indentation and quote values containing ': ' or '#'",
+                    _format_loc(tuple(_path_at_yaml_error(text))),
+                    f"not valid YAML ({problem}): {_yaml_hint(err)}",
                 )
             ]
         ) from None
     return _Document(path, data, root)
+
+
+def _path_at_yaml_error(text: str) -> list[Any]:
+    """The field path the parser had reached when the YAML broke (e.g. ``windows.P1``).
+
+    Each open mapping contributes its latest key and each open sequence its latest index, so the
+    path names the field being written where the syntax went wrong.
+    """
+    stack: list[list[Any]] = []  # ["map", key, expecting_value] or ["seq", index, None]
+
+    def value_begins() -> None:
+        if stack and stack[-1][0] == "seq":
+            stack[-1][1] += 1
+
+    def value_ends() -> None:
+        if stack and stack[-1][0] == "map":
+            stack[-1][2] = False
+
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            top = stack[-1] if stack else None
+            is_key = top is not None and top[0] == "map" and not top[2]
+            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                stack.pop()
+                value_ends()
+            elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                if is_key:
+                    top[1], top[2] = getattr(event, "value", None), True
+                else:
+                    value_begins()
+                    value_ends()
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if is_key:  # a complex key: nothing to name it by
+                    top[1], top[2] = None, True
+                else:
+                    value_begins()
+                mapping = isinstance(event, yaml.MappingStartEvent)
+                stack.append(["map", None, False] if mapping else ["seq", -1, None])
+    except yaml.YAMLError:
+        pass
+    return [at for kind, at, _ in stack if at is not None and at != -1]
+
+
+def _yaml_hint(err: yaml.YAMLError) -> str:
+    context = str(getattr(err, "context", None) or "")
+    problem = str(getattr(err, "problem", None) or "")
+    opened = getattr(err, "context_mark", None)
+    where = f" on line {opened.line + 1}" if opened is not None else ""
+    if "flow mapping" in context:
+        return f"close the '{{' opened{where} with '}}', or write one field per line without braces"
+    if "flow sequence" in context:
+        return f"close the '[' opened{where} with ']', or write one item per line starting with '- '"
+    if "quoted scalar" in context:
+        return f"close the quote opened{where}"
+    if "\\t" in problem or "\t" in problem:
+        return "indent with spaces, not tabs"
+    return "check the indentation (spaces only, the same for fields of one section) and quote values containing ': ' or '#'"
+
+
+def _duplicate_keys(document: _Document) -> list[FileProblem]:
+    """YAML quietly keeps only the last of two equal keys; a policy file never means that."""
+    problems: list[FileProblem] = []
+    seen: set[int] = set()  # an alias repeats a node (and may even contain itself)
+
+    def walk(node: yaml.Node | None, loc: tuple[Any, ...]) -> None:
+        if node is None or id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[str, int] = {}
+            for key, value in node.value:
+                line = key.start_mark.line + 1
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":  # merge keys may repeat
+                    if key.value in first_line:
+                        problems.append(
+                            FileProblem(
+                                str(document.path),
+                                line,
+                                _format_loc((*loc, key.value)),
+                                f"{key.value} is written twice (lines {first_line[key.value]} and {line}) and "
+                                "YAML would keep only the last: keep one of them",
+                            )
+                        )
+                    else:
+                        first_line[key.value] = line
+                    walk(value, (*loc, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*loc, index))
+
+    walk(document.root, ())
+    return problems
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -138,30 +239,37 @@ def _explain(error: dict[str, Any], kind: str) -> str:
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown field {name!r}: {hint}the fields here are {', '.join(known)}"
     message = str(error["msg"])
-    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if error["type"] in ("value_error", "assertion_error"):
+        return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    example = _FIELD_EXAMPLES.get(name)
+    return f"{message}: write e.g. {example}" if example else message
 
 
 def _validate(document: _Document, model: type[BaseModel], kind: str) -> Any:
+    file = str(document.path)
     if document.data is None:
-        raise PolicyError([FileProblem(str(document.path), None, "", f"the file is empty: {_EMPTY_HINT[kind]}")])
+        if kind == "directory":
+            raise PolicyError([FileProblem(file, 1, "people", f"the file is empty: {_EMPTY_HINT[kind]}")])
+        try:
+            model.model_validate({})
+        except ValidationError as err:
+            raise PolicyError(
+                [FileProblem(file, 1, _format_loc(e["loc"]), f"the file is empty: {_explain(e, kind)}") for e in err.errors()]
+            ) from None
+        raise PolicyError([FileProblem(file, 1, "", f"the file is empty: {_EMPTY_HINT[kind]}")])
     if not isinstance(document.data, dict):
-        raise PolicyError(
-            [FileProblem(str(document.path), 1, "", f"expected a mapping of fields: {_EMPTY_HINT[kind]}")]
-        )
+        raise PolicyError([FileProblem(file, 1, "", f"expected a mapping of fields: {_EMPTY_HINT[kind]}")])
+    problems = _duplicate_keys(document)
     try:
-        return model.model_validate(document.data)
+        result = model.model_validate(document.data)
     except ValidationError as err:
-        raise PolicyError(
-            [
-                FileProblem(
-                    str(document.path),
-                    document.line_of(error["loc"]),
-                    _format_loc(error["loc"]),
-                    _explain(error, kind),
-                )
-                for error in err.errors()
-            ]
-        ) from None
+        problems += [
+            FileProblem(file, document.line_of(error["loc"]), _format_loc(error["loc"]), _explain(error, kind))
+            for error in err.errors()
+        ]
+    if problems:
+        raise PolicyError(problems)
+    return result
 
 
 _EMPTY_HINT = {
@@ -229,7 +337,8 @@ class PolicyStore:
                         str(path),
                         None,
                         "",
-                        "missing: every policy folder needs a directory.yaml listing people (and teams)",
+                        "missing: every policy folder needs a directory.yaml listing people (and teams) "
+                        "beside the policies, e.g. people: {alice: {email: alice@example.com}}",
                     )
                 ]
             )
@@ -248,6 +357,8 @@ class PolicyStore:
             try:
                 document = _read(path)
             except PolicyError:
+                if path.stem == name:  # most likely the policy asked for: say what is wrong with it
+                    raise
                 unreadable.append(path.name)
                 continue
             declared = document.data.get("policy") if isinstance(document.data, dict) else None
@@ -294,6 +405,8 @@ def check_paths(paths: list[Path]) -> CheckReport:
             report.checked.append(str(directory_path))
         except PolicyError as err:
             report.problems.extend(err.problems)
+            if not directory_path.exists():
+                directory = Directory()  # nobody is known: every owner is reported where it is used
         seen: dict[str, str] = {}
         for path in files:
             report.checked.append(str(path))

@@ -53,12 +53,24 @@ class IncidentRejected(Exception):
     """The incident (or its policy) refused the request; ``str()`` is the reason."""
 
 
+class InvalidRequest(ValueError):
+    """The request itself is malformed (a bad duration, an empty name): nothing was sent."""
+
+
 class IncidentNotFound(LookupError):
     pass
 
 
 class TemporalUnavailable(ConnectionError):
     pass
+
+
+def describe_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """``field: what is wrong`` for each problem, in the words of our validators."""
+    return "; ".join(
+        f"{prefix}{'.'.join(map(str, error['loc'])) or 'request'}: {str(error['msg']).removeprefix('Value error, ')}"
+        for error in err.errors()
+    )
 
 
 def _innermost(err: BaseException) -> BaseException:
@@ -103,7 +115,10 @@ class Escalations:
         """Open an incident, or join the open one with the same key (counted as a repeat
         occurrence, paging nobody again). Atomic under races: one key, one incident."""
         if request is None:
-            request = IncidentRequest.model_validate(fields)
+            try:
+                request = IncidentRequest.model_validate(fields)
+            except ValidationError as err:
+                raise InvalidRequest(describe_validation_error(err)) from None
         request = request.model_copy(update={"request_id": uuid.uuid4().hex})
         for attempt in range(6):
             operation = WithStartWorkflowOperation(
@@ -195,8 +210,7 @@ class Escalations:
         try:
             request = model.model_validate(fields)
         except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-            raise IncidentRejected(f"invalid request: {problems}") from None
+            raise InvalidRequest(describe_validation_error(err, "--")) from None
         handle = self._handle(key)
         try:
             return await handle.execute_update(update, request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from escalate.settings import get_settings
-from starter.api import Escalations, IncidentNotFound, IncidentRejected, TemporalUnavailable
+from starter.api import describe_validation_error, Escalations, IncidentNotFound, IncidentRejected, InvalidRequest, TemporalUnavailable
 from workflows.model import IncidentRequest, IncidentStatus, TriggerResult
 
 T = TypeVar("T")
@@ -50,17 +51,10 @@ def _run(work: Callable[[Escalations], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except InvalidRequest as err:
+        fail(str(err), 2)
     except (IncidentRejected, IncidentNotFound, TemporalUnavailable) as err:
         fail(str(err))
-
-
-def _validation_message(err: ValidationError, options: dict[str, str]) -> str:
-    parts = []
-    for error in err.errors():
-        field = str(error["loc"][0]) if error["loc"] else ""
-        message = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{options.get(field, '--' + field)}: {message}")
-    return "; ".join(parts)
 
 
 # ── formatting ───────────────────────────────────────────────────────────────────────────────
@@ -137,7 +131,7 @@ def start(
             policy=policy, key=key, priority=priority, summary=summary, details=parsed_details, reporter=reporter
         )
     except ValidationError as err:
-        fail(_validation_message(err, {}), 2)
+        fail(describe_validation_error(err, "--"), 2)
     result: TriggerResult = _run(lambda e: e.start_incident(request))
     status = result.status
     if result.created:
@@ -346,10 +340,18 @@ async def _connect_with_retry(connect: Any, address: str, stop: asyncio.Event) -
 
 
 def main() -> None:
+    code = 0
     try:
-        app()
+        app(standalone_mode=True)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    # Leave without interpreter finalisation: the Temporal core's background threads can crash
+    # a finalising interpreter (temporalio/sdk-python#300), turning a clean exit into SIGSEGV.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

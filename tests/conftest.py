@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -45,11 +46,43 @@ def settings() -> Settings:
     return make_settings()
 
 
+class TrackedEscalations(Escalations):
+    """The starter API, remembering what it opened so the test can close it afterwards."""
+
+    opened: set[str]
+
+    async def start_incident(self, request=None, **fields):  # type: ignore[no-untyped-def]
+        key = request.key if request is not None else fields["key"]
+        self.opened.add(key)
+        return await super().start_incident(request, **fields)
+
+    async def terminate_open(self) -> None:
+        """An incident left open on a queue with no worker would stall the time-skipping
+        server for every later test (its timers fire, but nobody takes the workflow task)."""
+        for key in self.opened:
+            handle = self.client.get_workflow_handle(workflow_id(key))
+            try:
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    await handle.terminate("test finished")
+            except RPCError:
+                pass
+
+
+def tracked(client: Client, settings: Settings) -> TrackedEscalations:
+    escalations = TrackedEscalations(client, settings.task_queue)
+    escalations.opened = set()
+    return escalations
+
+
 @pytest_asyncio.fixture(loop_scope="session")
-async def escalations(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Escalations]:
+async def escalations(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[TrackedEscalations]:
     """A real worker on the time-skipping server, and the starter API that talks to it."""
+    escalations = tracked(time_env.client, settings)
     async with create_worker(time_env.client, settings):
-        yield Escalations(time_env.client, settings.task_queue)
+        try:
+            yield escalations
+        finally:
+            await escalations.terminate_open()
 
 
 def unique_key(prefix: str) -> str:
@@ -63,3 +96,12 @@ async def save_history(client: Client, key: str, name: str) -> Path:
     path = HISTORIES / f"{name}.json"
     path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Replay the committed histories first, before the scenarios record today's versions."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("replay") else 1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "replay: replays recorded histories against today's code")

@@ -103,5 +103,17 @@ def next_wakeup(
     return min(moments) if moments else None
 
 
+NOTIFY_ATTEMPTS = 5
+"""Attempts per channel before falling over to the person's next channel."""
+
+
+def notify_retry_delay(attempt: int) -> timedelta | None:
+    """How long to wait after failed attempt ``attempt`` (1-based); None when it was the last.
+    Exponential backoff: 1s, 2s, 4s, 8s."""
+    if attempt >= NOTIFY_ATTEMPTS:
+        return None
+    return min(timedelta(seconds=2 ** (attempt - 1)), timedelta(seconds=30))
+
+
 def held_for(clock: TierClock, until: datetime) -> timedelta:
     return until - clock.started_at

@@ -27,7 +27,10 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
         if match is None or not any(match.groups()):
             raise ValueError(f"{text!r} is not a duration: {DURATION_HINT}")
     weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:  # not a ValueError: pydantic would let it crash the caller
+        raise ValueError(f"{text!r} is far too long: {DURATION_HINT}") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.durations import format_duration
     from workflows.model import (
         LOAD_POLICY_ACTIVITY,
+        LOG_CHANNEL,
         NOTIFY_ACTIVITY,
         AckRequest,
         Delivery,
@@ -43,13 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.policy import PolicySnapshot, Windows
 
-NOTIFY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=["PermanentDeliveryFailure"],
-)
+SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 POLICY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
@@ -91,7 +86,8 @@ class IncidentWorkflow:
         self.occurrences = 1
         self.tried: list[str] = []
         self.timeline: list[TimelineEvent] = []
-        self.pages: set[asyncio.Task[None]] = set()
+        self.paging_round = 0
+        self.deliveries_in_flight = 0
         self.notification_count = 0
         self.revision = 0
         self.lock = asyncio.Lock()
@@ -122,6 +118,8 @@ class IncidentWorkflow:
                 self._breach_sla()
 
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # Attempts already on the wire report back before the incident closes.
+        await workflow.wait_condition(lambda: self.deliveries_in_flight == 0)
         return self._status()
 
     async def _take_policy_snapshot(self, name: str) -> bool:
@@ -185,7 +183,7 @@ class IncidentWorkflow:
     def _escalate_on_timeout(self) -> None:
         assert self.clock is not None
         ended = self.clock
-        self.tried.append(self._tier_phrase(ended.tier, held=ended.deadline - ended.started_at))
+        self.tried.append(self._tier_phrase(ended.tier, held=decisions.held_for(ended, ended.deadline)))
         target = decisions.next_position(ended.tier, ended.round, self.policy.tier_count, self.policy.policy.repeat)
         if target is None:
             self.clock = None
@@ -522,21 +520,33 @@ class IncidentWorkflow:
         )
 
     # ── notifications ────────────────────────────────────────────────────────────────────────
+    #
+    # Each notification is its own background task, so a slow or failing channel never holds up
+    # the timers that drive the escalation. Retries are driven from here rather than by the
+    # activity retry policy: every attempt is recorded, and an ack (or any change of hands)
+    # stops all further attempts at once without cancelling activities on the wire.
 
     def _page(self, kind: MessageKind) -> None:
-        """Notify every person of the current tier, each in the background: a slow or failing
-        channel never holds up the timers that drive the escalation."""
+        """Notify every person of the current tier."""
         for person in self.policy.people_of(self.tier):
-            self.pages.add(asyncio.create_task(self._deliver(self._message(kind, person))))
+            self._start_delivery(self._message(kind, person), paging_round=self.paging_round)
 
     def _notify_manager(self, kind: MessageKind, *, reason: str) -> None:
-        # Not a page: an acknowledgement does not stop it.
-        asyncio.create_task(self._deliver(self._message(kind, self.policy.policy.manager, reason=reason)))
+        # Not a page: an acknowledgement does not stop it (only the resolution does).
+        self._start_delivery(self._message(kind, self.policy.policy.manager, reason=reason), paging_round=None)
 
     def _stop_paging(self) -> None:
-        for task in self.pages:
-            task.cancel()
-        self.pages.clear()
+        """Pages of earlier rounds make no further attempt; one already on the wire finishes."""
+        self.paging_round += 1
+
+    def _start_delivery(self, message: Notification, *, paging_round: int | None) -> None:
+        self.deliveries_in_flight += 1
+        asyncio.create_task(self._deliver(message, paging_round))
+
+    def _still_wanted(self, paging_round: int | None) -> bool:
+        if self.state == "resolved":
+            return False
+        return paging_round is None or paging_round == self.paging_round
 
     def _message(self, kind: MessageKind, person: str, *, reason: str = "") -> Notification:
         """The message as of now; taken before the delivery task runs, since the incident may
@@ -560,46 +570,93 @@ class IncidentWorkflow:
             reason=reason,
         )
 
-    async def _deliver(self, message: Notification) -> None:
+    async def _deliver(self, message: Notification, paging_round: int | None) -> None:
         """Reach one person: their channels in the order the directory lists them, falling over
-        to the next when one fails for good or runs out of retries."""
-        contact = self.policy.people[message.person]
-        for point in contact.channels:
-            notification = message.model_copy(
-                update={
-                    "channel": point.channel,
-                    "address": point.address,
-                    "idempotency_key": f"{message.idempotency_key}/{point.channel}",
-                }
-            )
+        to the next when one fails for good. Channels this worker cannot send on (no SMTP
+        configured, say) are skipped; if that leaves nothing, the message goes to the worker log,
+        so that it is never silently dropped."""
+        try:
+            contact = self.policy.people[message.person]
+            skipped: list[str] = []
+            failed = False
+            for point in contact.channels:
+                outcome = await self._attempt_channel(message, paging_round, point.channel, point.address)
+                if isinstance(outcome, Delivery):
+                    self._record_delivery(message, outcome, point.address, skipped)
+                    return
+                if outcome == "stopped":
+                    return
+                if outcome == "not configured":
+                    skipped.append(point.channel)
+                else:
+                    failed = True
+            if not failed and self._still_wanted(paging_round):
+                address = contact.channels[0].address
+                outcome = await self._attempt_channel(message, paging_round, LOG_CHANNEL, address)
+                if isinstance(outcome, Delivery):
+                    self._record_delivery(message, outcome, address, skipped)
+        finally:
+            self.deliveries_in_flight -= 1
+
+    async def _attempt_channel(
+        self, message: Notification, paging_round: int | None, channel: str, address: str
+    ) -> Delivery | str:
+        """Up to NOTIFY_ATTEMPTS attempts on one channel, the idempotency key the same on each."""
+        notification = message.model_copy(
+            update={"channel": channel, "address": address, "idempotency_key": f"{message.idempotency_key}/{channel}"}
+        )
+        for attempt in range(1, decisions.NOTIFY_ATTEMPTS + 1):
+            if not self._still_wanted(paging_round):
+                return "stopped"
             try:
-                delivery: Delivery = await workflow.execute_activity(
+                return await workflow.execute_activity(
                     NOTIFY_ACTIVITY,
                     notification,
                     result_type=Delivery,
                     start_to_close_timeout=timedelta(seconds=30),
-                    schedule_to_close_timeout=timedelta(minutes=5),
-                    retry_policy=NOTIFY_RETRY,
-                    summary=f"{message.kind} {message.person} via {point.channel}",
+                    retry_policy=SINGLE_ATTEMPT,
+                    summary=f"{message.kind} {message.person} via {channel}",
                 )
             except ActivityError as err:
+                kind = _error_type(err)
+                if kind == "ChannelNotConfigured":
+                    return "not configured"
+                retry_in = decisions.notify_retry_delay(attempt)
+                if kind == "PermanentDeliveryFailure" or retry_in is None:
+                    verdict = "giving up on this channel"
+                else:
+                    verdict = f"retrying in {format_duration(retry_in)}"
                 self._record(
                     "notify_failed",
                     tier=message.tier,
                     who=message.person,
-                    channel=point.channel,
-                    detail=f"{message.kind} via {point.channel} to {point.address} failed: {_reason(err)}",
+                    channel=channel,
+                    detail=f"{message.kind} via {channel} to {address}, attempt {attempt}: {_reason(err)}; {verdict}",
                 )
-                continue
-            self._record(
-                "notified",
-                tier=message.tier,
-                who=message.person,
-                channel=delivery.channel,
-                detail=f"{message.kind} via {delivery.channel} to {point.address}: {delivery.outcome}"
-                + (f" ({delivery.detail})" if delivery.detail else ""),
-            )
-            return
+                if kind == "PermanentDeliveryFailure" or retry_in is None:
+                    return "failed"
+                try:
+                    await workflow.wait_condition(
+                        lambda: not self._still_wanted(paging_round),
+                        timeout=retry_in,
+                        timeout_summary=f"retry {channel} to {message.person}",
+                    )
+                except asyncio.TimeoutError:
+                    pass
+        return "failed"
+
+    def _record_delivery(self, message: Notification, delivery: Delivery, address: str, skipped: list[str]) -> None:
+        notes = [delivery.detail] if delivery.detail else []
+        if skipped:
+            notes.append(f"not configured on this worker: {', '.join(skipped)}")
+        self._record(
+            "notified",
+            tier=message.tier,
+            who=message.person,
+            channel=delivery.channel,
+            detail=f"{message.kind} via {delivery.channel} to {address}: {delivery.outcome}"
+            + (f" ({'; '.join(notes)})" if notes else ""),
+        )
 
     def _status(self) -> IncidentStatus:
         snapshot = self.snapshot
@@ -637,6 +694,11 @@ class IncidentWorkflow:
             resolved_by=self.resolved_by,
             resolution=self.resolution,
         )
+
+
+def _error_type(err: BaseException) -> str | None:
+    cause = err.__cause__
+    return cause.type if isinstance(cause, ApplicationError) else None
 
 
 def _reason(err: BaseException) -> str:

@@ -21,6 +21,8 @@ WORKFLOW_ID_PREFIX = "incident-"
 
 LOAD_POLICY_ACTIVITY = "load_policy"
 NOTIFY_ACTIVITY = "notify"
+LOG_CHANNEL = "log"
+"""The worker log: where a message goes when none of the person's channels is configured."""
 
 MAX_DETAILS_BYTES = 64 * 1024
 

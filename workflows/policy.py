@@ -13,7 +13,16 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from workflows.durations import Duration, format_duration
 
@@ -68,40 +77,63 @@ class _Strict(BaseModel):
 
 
 class Windows(_Strict):
-    """The clocks of one priority: how long a tier has to acknowledge, when to remind, the SLA."""
+    """The clocks of one priority: how long a tier has to acknowledge, when to remind, the SLA.
+
+    Each check is a field validator so that an error is located at the field that is wrong
+    (``windows.P1.remind_before``), not at the whole priority.
+    """
 
     ack_within: Duration
     remind_before: Duration | None = None
     remind_at: Duration | None = None
     resolve_within: Duration | None = None
 
-    @model_validator(mode="after")
-    def _reminder_inside_window(self) -> Windows:
-        if self.ack_within <= timedelta(0):
+    @field_validator("ack_within")
+    @classmethod
+    def _positive_window(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
             raise ValueError("ack_within must be longer than 0s: write e.g. ack_within: 15m")
-        if self.remind_before is not None and self.remind_at is not None:
+        return value
+
+    @field_validator("remind_before")
+    @classmethod
+    def _remind_before_inside_window(cls, value: timedelta | None, info: ValidationInfo) -> timedelta | None:
+        window = info.data.get("ack_within")
+        if value is not None and window is not None and not timedelta(0) < value < window:
+            shown = format_duration(window)
+            raise ValueError(
+                f"remind_before {format_duration(value)} is not inside the ack_within window of "
+                f"{shown}: write a duration shorter than {shown}, e.g. remind_before: "
+                f"{format_duration(window / 3)}"
+            )
+        return value
+
+    @field_validator("remind_at")
+    @classmethod
+    def _remind_at_inside_window(cls, value: timedelta | None, info: ValidationInfo) -> timedelta | None:
+        if value is None:
+            return value
+        if info.data.get("remind_before") is not None:
             raise ValueError(
                 "give either remind_before (time before the window ends) or remind_at "
                 "(time after the tier was paged), not both"
             )
-        window = format_duration(self.ack_within)
-        if self.remind_before is not None and not (
-            timedelta(0) < self.remind_before < self.ack_within
-        ):
+        window = info.data.get("ack_within")
+        if window is not None and not timedelta(0) < value < window:
+            shown = format_duration(window)
             raise ValueError(
-                f"remind_before {format_duration(self.remind_before)} is not inside the "
-                f"ack_within window of {window}: write a duration shorter than {window}, "
-                f"e.g. remind_before: {format_duration(self.ack_within / 3)}"
+                f"remind_at {format_duration(value)} is not inside the ack_within window of "
+                f"{shown}: write a duration shorter than {shown}, e.g. remind_at: "
+                f"{format_duration(window * 2 / 3)}"
             )
-        if self.remind_at is not None and not (timedelta(0) < self.remind_at < self.ack_within):
-            raise ValueError(
-                f"remind_at {format_duration(self.remind_at)} is not inside the ack_within "
-                f"window of {window}: write a duration shorter than {window}, "
-                f"e.g. remind_at: {format_duration(self.ack_within * 2 / 3)}"
-            )
-        if self.resolve_within is not None and self.resolve_within <= timedelta(0):
+        return value
+
+    @field_validator("resolve_within")
+    @classmethod
+    def _positive_sla(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
             raise ValueError("resolve_within must be longer than 0s: write e.g. resolve_within: 4h")
-        return self
+        return value
 
     def reminder_offset(self) -> timedelta | None:
         """How long after a tier is paged its reminder goes out, if any."""
@@ -122,14 +154,17 @@ class Tier(_Strict):
     name: str = Field(min_length=1)
     owners: Annotated[list[str], BeforeValidator(_owner_list)]
 
-    @model_validator(mode="after")
-    def _has_owners(self) -> Tier:
-        if not self.owners:
+    @field_validator("owners")
+    @classmethod
+    def _has_owners(cls, owners: list[str], info: ValidationInfo) -> list[str]:
+        if not owners:
+            name = info.data.get("name")
+            tier = f"tier {name!r}" if name else "this tier"
             raise ValueError(
-                f"tier {self.name!r} has no owners: list at least one person or team, "
+                f"{tier} has no owners: list at least one person or team, "
                 "e.g. owners: [alice, team:payments-support]"
             )
-        return self
+        return owners
 
 
 class Policy(_Strict):
@@ -142,23 +177,46 @@ class Policy(_Strict):
     tiers: list[Tier] = Field(min_length=1)
     repeat: int = Field(default=0, ge=0, le=100)
 
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _one_entry_per_priority(cls, value: Any) -> Any:
+        """``critical`` and ``P1`` are the same priority: a mapping with both would silently
+        lose one of them."""
+        if isinstance(value, dict):
+            written: dict[str, Any] = {}
+            for key in value:
+                try:
+                    priority = normalise_priority(key)
+                except ValueError:
+                    continue  # reported by the key validator, at the key
+                if priority in written:
+                    raise ValueError(
+                        f"{written[priority]!r} and {key!r} are both {priority}: keep one of them"
+                    )
+                written[priority] = key
+        return value
+
     def windows_for(self, priority: str) -> Windows:
         try:
-            return self.windows[priority]
+            return self.windows[normalise_priority(priority)]
         except KeyError:
             raise ValueError(
                 f"policy {self.policy!r} has no windows for {priority}: "
                 f"it defines {', '.join(sorted(self.windows))}"
             ) from None
 
-    @model_validator(mode="after")
-    def _unique_tier_names(self) -> Policy:
-        seen: set[str] = set()
-        for tier in self.tiers:
+    @field_validator("tiers")
+    @classmethod
+    def _unique_tier_names(cls, tiers: list[Tier]) -> list[Tier]:
+        seen: dict[str, int] = {}
+        for number, tier in enumerate(tiers, start=1):
             if tier.name in seen:
-                raise ValueError(f"two tiers are named {tier.name!r}: give every tier its own name")
-            seen.add(tier.name)
-        return self
+                raise ValueError(
+                    f"two tiers are named {tier.name!r} (tiers {seen[tier.name]} and {number}): "
+                    "give every tier its own name"
+                )
+            seen[tier.name] = number
+        return tiers
 
 
 CHANNELS = ("email", "webhook", "chat")
