@@ -62,14 +62,14 @@ class EscalationActivities:
             )
         try:
             delivery = await channel.send(note, render(note))
-        except Exception as err:
-            log.warning(
-                "notification failed",
-                error=str(err) or type(err).__name__,
-                attempt=activity.info().attempt,
-                idempotency_key=note.idempotency_key,
-            )
+        except ApplicationError as err:
+            log.warning("notification failed", error=err.message, kind=err.type, idempotency_key=note.idempotency_key)
             raise
+        except Exception as err:
+            # A short reason, not a traceback: every attempt's failure is kept in the history.
+            reason = str(err) or type(err).__name__
+            log.warning("notification failed", error=reason, kind=type(err).__name__, idempotency_key=note.idempotency_key)
+            raise ApplicationError(reason, type="DeliveryFailed") from None
         log.info("notification sent", outcome=delivery.outcome, idempotency_key=note.idempotency_key)
         return delivery
 

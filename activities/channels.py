@@ -105,9 +105,9 @@ class EmailChannel:
                 timeout=self.smtp.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as err:
-            raise permanent_failure(f"recipient refused: {err}") from err
+            raise permanent_failure(f"recipient refused: {err}") from None
         except aiosmtplib.SMTPResponseException as err:
             if 500 <= err.code < 600:
-                raise permanent_failure(f"SMTP server refused with {err.code}: {err.message}") from err
+                raise permanent_failure(f"SMTP server refused with {err.code}: {err.message}") from None
             raise
         return Delivery(channel=self.name, outcome="delivered", detail=f"via {self.smtp.hostname}:{self.smtp.port}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -94,7 +93,7 @@ async def save_history(client: Client, key: str, name: str) -> Path:
     history = await client.get_workflow_handle(workflow_id(key)).fetch_history()
     HISTORIES.mkdir(exist_ok=True)
     path = HISTORIES / f"{name}.json"
-    path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    path.write_text(history.to_json())
     return path
 
 

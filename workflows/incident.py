@@ -245,13 +245,14 @@ class IncidentWorkflow:
     async def trigger(self, request: IncidentRequest) -> TriggerResult:
         """Open the incident (the starter's own request) or count a repeat occurrence of it."""
         await self._until_ready()
+        mark = len(self.timeline)
         if request.request_id and request.request_id == self.request.request_id:
             return TriggerResult(created=True, status=self._status())
         self._refuse_if_resolved("triggered again")
         self.occurrences += 1
         self._record("repeated", tier=self.tier, who=request.reporter, detail=f"occurrence {self.occurrences}: {request.summary}")
         self._changed()
-        return TriggerResult(created=False, status=self._status())
+        return TriggerResult(created=False, status=self._status(since=mark))
 
     @trigger.validator
     def _validate_trigger(self, request: IncidentRequest) -> None:
@@ -261,6 +262,7 @@ class IncidentWorkflow:
     @workflow.update
     async def acknowledge(self, request: AckRequest) -> IncidentStatus:
         await self._until_ready()
+        mark = len(self.timeline)
         async with self.lock:
             self._validate_acknowledge(request)
             self._stop_paging()
@@ -270,7 +272,7 @@ class IncidentWorkflow:
             self.snoozed_until = None
             self._record("acknowledged", tier=self.tier, who=request.by, detail=request.note or "")
             self._changed()
-            return self._status()
+            return self._status(since=mark)
 
     @acknowledge.validator
     def _validate_acknowledge(self, request: AckRequest) -> None:
@@ -284,6 +286,7 @@ class IncidentWorkflow:
     @workflow.update
     async def resolve(self, request: ResolveRequest) -> IncidentStatus:
         await self._until_ready()
+        mark = len(self.timeline)
         async with self.lock:
             self._validate_resolve(request)
             self._stop_paging()
@@ -293,7 +296,7 @@ class IncidentWorkflow:
             self.snoozed_until = None
             self._record("resolved", tier=self.tier, who=request.by, detail=request.resolution)
             self._changed()
-            return self._status()
+            return self._status(since=mark)
 
     @resolve.validator
     def _validate_resolve(self, request: ResolveRequest) -> None:
@@ -303,6 +306,7 @@ class IncidentWorkflow:
     async def escalate(self, request: EscalateRequest) -> IncidentStatus:
         """Manual escalation to the next tier ("the customer asks for a manager")."""
         await self._until_ready()
+        mark = len(self.timeline)
         async with self.lock:
             self._validate_escalate(request)
             target = decisions.manual_escalation_target(self.tier, self.policy.tier_count)
@@ -323,7 +327,7 @@ class IncidentWorkflow:
             )
             self._page("escalated")
             self._changed()
-            return self._status()
+            return self._status(since=mark)
 
     @escalate.validator
     def _validate_escalate(self, request: EscalateRequest) -> None:
@@ -339,6 +343,7 @@ class IncidentWorkflow:
     async def reassign(self, request: ReassignRequest) -> IncidentStatus:
         """Functional escalation: hand the incident to another policy, starting at its tier 1."""
         await self._until_ready()
+        mark = len(self.timeline)
         async with self.lock:
             self._validate_reassign(request)
             try:
@@ -367,7 +372,7 @@ class IncidentWorkflow:
             )
             self._page("page")
             self._changed()
-            return self._status()
+            return self._status(since=mark)
 
     @reassign.validator
     def _validate_reassign(self, request: ReassignRequest) -> None:
@@ -378,6 +383,7 @@ class IncidentWorkflow:
     @workflow.update
     async def snooze(self, request: SnoozeRequest) -> IncidentStatus:
         await self._until_ready()
+        mark = len(self.timeline)
         async with self.lock:
             self._validate_snooze(request)
             self._stop_paging()
@@ -391,7 +397,7 @@ class IncidentWorkflow:
                 detail=f"for {format_duration(request.duration)}, until {_clock_time(self.snoozed_until)}",
             )
             self._changed()
-            return self._status()
+            return self._status(since=mark)
 
     @snooze.validator
     def _validate_snooze(self, request: SnoozeRequest) -> None:
@@ -405,10 +411,11 @@ class IncidentWorkflow:
     @workflow.update
     async def note(self, request: NoteRequest) -> IncidentStatus:
         await self._until_ready()
+        mark = len(self.timeline)
         async with self.lock:
             self._validate_note(request)
             self._record("noted", tier=self.tier, who=request.by, detail=request.text)
-            return self._status()
+            return self._status(since=mark)
 
     @note.validator
     def _validate_note(self, request: NoteRequest) -> None:
@@ -418,6 +425,7 @@ class IncidentWorkflow:
     async def set_priority(self, request: PriorityRequest) -> IncidentStatus:
         """Change the priority; the current window and the resolution SLA count again from now."""
         await self._until_ready()
+        mark = len(self.timeline)
         async with self.lock:
             self._validate_set_priority(request)
             previous = self.priority
@@ -434,7 +442,7 @@ class IncidentWorkflow:
                 detail=f"{previous} → {request.priority}; ack within {format_duration(self.windows.ack_within)}{resolve_note}",
             )
             self._changed()
-            return self._status()
+            return self._status(since=mark)
 
     @set_priority.validator
     def _validate_set_priority(self, request: PriorityRequest) -> None:
@@ -658,7 +666,10 @@ class IncidentWorkflow:
             + (f" ({'; '.join(notes)})" if notes else ""),
         )
 
-    def _status(self) -> IncidentStatus:
+    def _status(self, *, since: int = 0) -> IncidentStatus:
+        """The status JSON. Update results carry only the timeline events the action added
+        (``since``): they are stored in the history, and a whole timeline in each of them would
+        make a long incident's history grow with the square of its length."""
         snapshot = self.snapshot
         if self.acknowledged_by is not None:
             owners = [self.acknowledged_by]
@@ -678,7 +689,7 @@ class IncidentWorkflow:
             acknowledged_by=self.acknowledged_by,
             resolve_by=self.resolve_by,
             sla_breached=self.sla_breached,
-            timeline=list(self.timeline),
+            timeline=self.timeline[since:],
             summary=self.request.summary,
             details=self.request.details,
             reporter=self.request.reporter,
