@@ -57,9 +57,7 @@ class EscalationActivities:
         channel = self.channels.get(note.channel)
         if channel is None:
             how = _HOW_TO_CONFIGURE.get(note.channel, "not supported by this version")
-            raise ApplicationError(
-                f"no {note.channel} channel on this worker ({how})", type="ChannelNotConfigured", non_retryable=True
-            )
+            return Delivery(channel=note.channel, outcome="not_configured", detail=f"no {note.channel} channel on this worker ({how})")
         try:
             delivery = await channel.send(note, render(note))
         except ApplicationError as err:
@@ -70,7 +68,7 @@ class EscalationActivities:
             reason = str(err) or type(err).__name__
             log.warning("notification failed", error=reason, kind=type(err).__name__, idempotency_key=note.idempotency_key)
             raise ApplicationError(reason, type="DeliveryFailed") from None
-        log.info("notification sent", outcome=delivery.outcome, idempotency_key=note.idempotency_key)
+        log.debug("notification sent", outcome=delivery.outcome, idempotency_key=note.idempotency_key)
         return delivery
 
     @property

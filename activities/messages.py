@@ -17,7 +17,7 @@ class RenderedMessage:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "soon"
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "soon"
 
 
 def render(note: Notification) -> RenderedMessage:

@@ -23,7 +23,8 @@ _CONTEXT_FIELDS = ["incident", "tier", "who", "channel"]
 def _temporal_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     info = event.pop("temporal_workflow", None) or event.pop("temporal_activity", None)
     if isinstance(info, dict):
-        for field in ("workflow_id", "activity_type", "attempt"):
+        fields = ("workflow_id", "activity_type", "attempt") if "activity_type" in info else ("workflow_id",)
+        for field in fields:
             if field in info and field not in event:
                 event[field] = info[field]
     for field in [name for name in _CONTEXT_FIELDS if event.get(name) is None]:
@@ -38,8 +39,6 @@ class _ExpectedFailureFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], ApplicationError):
             error = record.exc_info[1]
-            if error.type == "ChannelNotConfigured":
-                return False  # routine: the workflow moves on to the person's next channel
             record.msg = f"{record.getMessage()}: {error.type}: {error.message}"
             record.args = ()
             record.exc_info = None

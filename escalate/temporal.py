@@ -22,3 +22,13 @@ def connect_config(address: str | None = None) -> dict[str, Any]:
 
 async def connect(address: str | None = None) -> Client:
     return await Client.connect(**connect_config(address), data_converter=pydantic_data_converter)
+
+
+def unreachable_message(err: BaseException, address: str | None = None) -> str:
+    """What to tell a user whose Temporal connection failed (the core's error is a Rust dump)."""
+    target = connect_config(address)["target_host"]
+    first_line = (str(err).splitlines() or [""])[0][:160]
+    return (
+        f"cannot reach Temporal at {target}: is `escalate dev` (or your Temporal server) running? "
+        f"Set TEMPORAL_ADDRESS to point elsewhere. ({first_line})"
+    )

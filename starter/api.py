@@ -31,7 +31,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from escalate.temporal import connect
+from escalate.temporal import connect, unreachable_message
 from workflows.incident import IncidentWorkflow
 from workflows.model import (
     TASK_QUEUE,
@@ -107,7 +107,7 @@ class Escalations:
         try:
             return cls(await connect(address), task_queue)
         except RuntimeError as err:  # the core SDK reports a failed connection as RuntimeError
-            raise TemporalUnavailable(f"cannot reach Temporal: {err}") from None
+            raise TemporalUnavailable(unreachable_message(err, address)) from None
 
     # ── opening ──────────────────────────────────────────────────────────────────────────────
 
@@ -160,7 +160,7 @@ class Escalations:
         return await self._update(key, IncidentWorkflow.reassign, ReassignRequest, by=by, policy=policy, reason=reason)
 
     async def snooze(self, key: str, *, duration: str | timedelta, by: str) -> IncidentStatus:
-        return await self._update(key, IncidentWorkflow.snooze, SnoozeRequest, by=by, duration=duration)
+        return await self._update(key, IncidentWorkflow.snooze, SnoozeRequest, by=by, **{"for": duration})
 
     async def add_note(self, key: str, *, by: str, text: str) -> IncidentStatus:
         return await self._update(key, IncidentWorkflow.note, NoteRequest, by=by, text=text)

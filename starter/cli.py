@@ -86,7 +86,7 @@ def print_status(status: IncidentStatus) -> None:
     if status.snoozed_until:
         lines.append(f"  snoozed   until {_time(status.snoozed_until)}")
     if status.resolve_by:
-        sla = "BREACHED" if status.sla_breached else "on track"
+        sla = "BREACHED" if status.sla_breached else ("met" if status.status == "resolved" else "on track")
         lines.append(f"  resolve   by {_time(status.resolve_by)} ({sla})")
     if status.occurrences > 1:
         lines.append(f"  seen      {status.occurrences} times")
@@ -265,7 +265,7 @@ def _serve(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 def worker() -> None:
     """Run the worker against TEMPORAL_ADDRESS."""
     from escalate.logs import configure
-    from escalate.temporal import connect
+    from escalate.temporal import connect, unreachable_message
     from worker import run_worker
 
     settings = get_settings()
@@ -275,7 +275,7 @@ def worker() -> None:
         try:
             client = await connect()
         except RuntimeError as err:
-            fail(f"cannot reach Temporal: {err}")
+            fail(unreachable_message(err))
         await run_worker(client, settings, stop)
 
     _serve(main)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from escalate.devserver import find_binary
 from escalate.settings import EXAMPLE_POLICIES, Settings
-from starter.api import Escalations
+from starter.api import Escalations, IncidentNotFound, IncidentRejected
 from worker import create_worker
 from workflows.model import workflow_id
 
@@ -61,9 +63,18 @@ class TrackedEscalations(Escalations):
         for key in self.opened:
             handle = self.client.get_workflow_handle(workflow_id(key))
             try:
-                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                    await handle.terminate("test finished")
-            except RPCError:
+                if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                    continue
+                if (await self.status(key)).status == "resolved":
+                    # Closing on its own once its last notifications report back: terminating
+                    # it in the middle of that workflow task would stall the test server too.
+                    for _ in range(100):
+                        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                            break
+                        await asyncio.sleep(0.05)
+                    continue
+                await handle.terminate("test finished")
+            except (RPCError, IncidentRejected, IncidentNotFound):
                 pass
 
 
@@ -88,11 +99,19 @@ def unique_key(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+RECORD_HISTORIES = os.environ.get("ESCALATE_RECORD_HISTORIES") == "1"
+
+
 async def save_history(client: Client, key: str, name: str) -> Path:
-    """Keep the scenario's history: tests/test_replay.py replays every one against today's code."""
-    history = await client.get_workflow_handle(workflow_id(key)).fetch_history()
+    """Keep the scenario's history: tests/test_replay.py replays every one against today's code.
+
+    A history already recorded is kept as it is (it is what older code wrote, which is the
+    point of replaying it); ``ESCALATE_RECORD_HISTORIES=1`` records them all afresh."""
     HISTORIES.mkdir(exist_ok=True)
     path = HISTORIES / f"{name}.json"
+    if path.exists() and not RECORD_HISTORIES:
+        return path
+    history = await client.get_workflow_handle(workflow_id(key)).fetch_history()
     path.write_text(history.to_json())
     return path
 

@@ -357,7 +357,7 @@ async def test_incident_pages_tier_1_by_real_email(time_env: WorkflowEnvironment
     text, html = parts(erin_mail.message)
     assert f"escalate ack {key} --by erin" in text and f"escalate ack {key} --by erin" in html
     assert "tier 1 of 3 (L1 first line)" in text
-    assert f"Please acknowledge by {(trigger + timedelta(seconds=4)):%Y-%m-%d %H:%M} UTC" in text
+    assert f"Please acknowledge by {(trigger + timedelta(seconds=4)):%Y-%m-%d %H:%M:%S} UTC" in text
     erin = notified["erin"]
     assert (erin.channel, erin.tier) == ("email", 1)
     assert erin.detail.startswith("page via email to erin@example.com: delivered")

@@ -156,7 +156,7 @@ class IncidentWorkflow:
             await workflow.wait_condition(
                 lambda: self.revision != seen or self.state == "resolved",
                 timeout=timeout,
-                timeout_summary=self._wait_summary(),
+                timeout_summary=self._wait_summary(moment),
             )
         except asyncio.TimeoutError:
             pass
@@ -171,7 +171,7 @@ class IncidentWorkflow:
     def _remind(self) -> None:
         assert self.clock is not None
         self.clock = self.clock.model_copy(update={"reminded": True})
-        left = format_duration(self.clock.deadline - workflow.now())
+        left = format_duration(self.clock.deadline - (self.clock.remind_at or workflow.now()))
         self._record(
             "reminded",
             tier=self.tier,
@@ -499,12 +499,18 @@ class IncidentWorkflow:
             return " to the manager"
         return f" to tier {target.tier} ({self.policy.tier_name(target.tier)})"
 
-    def _wait_summary(self) -> str:
-        if self.clock is not None and self.state == "triggered":
-            return f"tier {self.tier} ack window until {_clock_time(self.clock.deadline)}"
-        if self.state == "snoozed":
-            return f"snoozed until {_clock_time(self.snoozed_until)}"
-        return "resolution SLA" if self.resolve_by else "waiting for a responder"
+    def _wait_summary(self, moment: datetime | None) -> str:
+        """What the timer is for, as the Temporal UI shows it beside the timer."""
+        clock = self.clock
+        if moment is None:
+            return "waiting for a responder"
+        if clock is not None and not clock.reminded and moment == clock.remind_at:
+            return f"tier {clock.tier} reminder at {_clock_time(moment)}"
+        if clock is not None and moment == clock.deadline:
+            return f"tier {clock.tier} ack window until {_clock_time(moment)}"
+        if moment == self.snoozed_until:
+            return f"snoozed until {_clock_time(moment)}"
+        return f"resolution SLA until {_clock_time(moment)}"
 
     def _record(
         self,
@@ -521,9 +527,7 @@ class IncidentWorkflow:
         )
         self.timeline.append(event)
         workflow.logger.info(
-            "%s: %s",
-            kind,
-            detail,
+            f"{kind}: {detail}" if detail else kind,
             extra={"incident": self.request.key, "tier": tier, "who": who, "channel": channel},
         )
 
@@ -617,7 +621,7 @@ class IncidentWorkflow:
             if not self._still_wanted(paging_round):
                 return "stopped"
             try:
-                return await workflow.execute_activity(
+                delivery: Delivery = await workflow.execute_activity(
                     NOTIFY_ACTIVITY,
                     notification,
                     result_type=Delivery,
@@ -625,10 +629,9 @@ class IncidentWorkflow:
                     retry_policy=SINGLE_ATTEMPT,
                     summary=f"{message.kind} {message.person} via {channel}",
                 )
+                return "not configured" if delivery.outcome == "not_configured" else delivery
             except ActivityError as err:
                 kind = _error_type(err)
-                if kind == "ChannelNotConfigured":
-                    return "not configured"
                 retry_in = decisions.notify_retry_delay(attempt)
                 if kind == "PermanentDeliveryFailure" or retry_in is None:
                     verdict = "giving up on this channel"

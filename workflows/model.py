@@ -203,7 +203,8 @@ class Notification(_Model):
 
 class Delivery(_Model):
     channel: str
-    outcome: Literal["delivered", "logged"]
+    outcome: Literal["delivered", "logged", "not_configured"]
+    """``not_configured``: this worker has no way to send on that channel; try the next one."""
     detail: str = ""
 
 
