@@ -7,8 +7,8 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.channels import Channel, EmailChannel, LogChannel, SmtpSettings
-from activities.messages import render
+from activities.channels import Channel, EmailChannel, LogChannel, SlackChannel, SmtpSettings, WebhookChannel
+from activities.messages import Templates
 from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy
 from escalate.logs import get_logger
 from escalate.settings import Settings
@@ -17,9 +17,19 @@ from workflows.policy import PolicySnapshot
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
-    """The channels this worker can send on; the others are reported as not configured."""
+    """The channels this worker can send on; the others answer ``not_configured``."""
     channels: dict[str, Channel] = {
         LOG_CHANNEL: LogChannel(LOG_CHANNEL, ""),
+        "webhook": WebhookChannel(
+            settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+            settings.webhook_timeout_seconds,
+        ),
+        "chat": SlackChannel(
+            settings.slack_token.get_secret_value() if settings.slack_token else None,
+            settings.slack_webhook_url,
+            settings.slack_api_url,
+            settings.webhook_timeout_seconds,
+        ),
     }
     if settings.smtp_url:
         channels["email"] = EmailChannel(
@@ -39,6 +49,9 @@ class EscalationActivities:
     def __init__(self, settings: Settings) -> None:
         self.store = PolicyStore(settings.policy_dir)
         self.channels = build_channels(settings)
+        self.templates = Templates(settings.template_dir)
+        if not settings.webhook_secret:
+            get_logger().warning("ESCALATE_WEBHOOK_SECRET is not set: webhooks are sent unsigned")
 
     @activity.defn(name=LOAD_POLICY_ACTIVITY)
     async def load_policy(self, ref: PolicyRef) -> PolicySnapshot:
@@ -59,7 +72,7 @@ class EscalationActivities:
             how = _HOW_TO_CONFIGURE.get(note.channel, "not supported by this version")
             return Delivery(channel=note.channel, outcome="not_configured", detail=f"no {note.channel} channel on this worker ({how})")
         try:
-            delivery = await channel.send(note, render(note))
+            delivery = await channel.send(note, self.templates.render(note))
         except ApplicationError as err:
             log.warning("notification failed", error=err.message, kind=err.type, idempotency_key=note.idempotency_key)
             raise

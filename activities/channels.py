@@ -7,13 +7,25 @@ retries the activity with backoff, with the same idempotency key).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import hmac
+import json
+import re
+import ssl
+import time
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
 import aiosmtplib
+import httpx
+from pydantic import BaseModel
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web import WebClient
+from slack_sdk.webhook import WebhookClient
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import RenderedMessage
@@ -22,7 +34,34 @@ from workflows.model import Delivery, Notification
 
 
 def permanent_failure(message: str) -> ApplicationError:
+    """Retrying cannot help (a 404, a refused recipient): fall over to the next channel."""
     return ApplicationError(message, type="PermanentDeliveryFailure", non_retryable=True)
+
+
+def transient_failure(message: str, retry_after: float | None = None) -> ApplicationError:
+    """Worth another attempt; ``retry_after`` (seconds) when the receiver asked for a pause."""
+    details = [retry_after] if retry_after is not None else []
+    return ApplicationError(message, *details, type="DeliveryFailed")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds or as an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(parsedate_to_datetime(value).tzinfo)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+RETRYABLE_STATUS = {408, 425, 429}
+"""4xx answers that mean "not now" rather than "never"."""
 
 
 class Channel(Protocol):
@@ -66,6 +105,8 @@ class SmtpSettings:
         self.password = unquote(parsed.password) if parsed.password else None
         self.sender = sender
         self.timeout = timeout
+        cafile = query.get("cafile", [None])[0]
+        self.tls_context = ssl.create_default_context(cafile=cafile) if cafile else None
 
 
 def message_id(idempotency_key: str) -> str:
@@ -101,7 +142,8 @@ class EmailChannel:
                 username=self.smtp.username,
                 password=self.smtp.password,
                 use_tls=self.smtp.use_tls,
-                start_tls=self.smtp.start_tls,
+                start_tls=self.smtp.start_tls if self.smtp.start_tls else None,
+                tls_context=self.smtp.tls_context,
                 timeout=self.smtp.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as err:
@@ -111,3 +153,169 @@ class EmailChannel:
                 raise permanent_failure(f"SMTP server refused with {err.code}: {err.message}") from None
             raise
         return Delivery(channel=self.name, outcome="delivered", detail=f"via {self.smtp.hostname}:{self.smtp.port}")
+
+
+class WebhookPayload(BaseModel):
+    """The JSON body of a webhook notification."""
+
+    type: str = "escalate.notification"
+    idempotency_key: str
+    kind: str
+    incident: dict[str, object]
+    person: str
+    subject: str
+    text: str
+    acknowledge: str
+    sent_at: datetime
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``Escalate-Signature``: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _raise_for_status(response: httpx.Response, what: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    snippet = response.text[:200].strip()
+    message = f"{what} answered HTTP {status}" + (f": {snippet}" if snippet else "")
+    if status >= 500 or status in RETRYABLE_STATUS:
+        raise transient_failure(message, _retry_after(response.headers.get("Retry-After")))
+    if 300 <= status < 400:
+        raise permanent_failure(f"{what} answered HTTP {status} (redirects are not followed): fix the address")
+    raise permanent_failure(message)
+
+
+class WebhookChannel:
+    """A signed JSON POST. 2xx: delivered; 4xx: permanent; 5xx, 408, 429 and timeouts: retried."""
+
+    name = "webhook"
+
+    def __init__(self, secret: str | None, timeout: float) -> None:
+        self.secret = secret
+        self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        return self._client
+
+    def payload(self, note: Notification, message: RenderedMessage) -> bytes:
+        body = WebhookPayload(
+            idempotency_key=note.idempotency_key,
+            kind=note.kind,
+            incident={
+                "key": note.incident_key,
+                "policy": note.policy,
+                "priority": note.priority,
+                "summary": note.summary,
+                "tier": note.tier,
+                "tier_name": note.tier_name,
+                "ack_by": note.ack_by.isoformat() if note.ack_by else None,
+            },
+            person=note.person,
+            subject=message.subject,
+            text=message.text,
+            acknowledge=f"escalate ack {note.incident_key} --by {note.person}",
+            sent_at=datetime.now().astimezone(),
+        )
+        return body.model_dump_json().encode()
+
+    async def send(self, note: Notification, message: RenderedMessage) -> Delivery:
+        body = self.payload(note, message)
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": note.idempotency_key,
+            "User-Agent": "escalate",
+        }
+        if self.secret:
+            headers["Escalate-Signature"] = sign(self.secret, int(time.time()), body)
+        try:
+            response = await self.client.post(note.address, content=body, headers=headers)
+        except httpx.TimeoutException:
+            raise transient_failure(f"no answer from {note.address} within {self.timeout:g}s") from None
+        except httpx.TransportError as err:
+            raise transient_failure(f"cannot reach {note.address}: {err or type(err).__name__}") from None
+        except httpx.InvalidURL as err:
+            raise permanent_failure(f"{note.address!r} is not a usable URL: {err}") from None
+        _raise_for_status(response, "the webhook")
+        return Delivery(channel=self.name, outcome="delivered", detail=f"HTTP {response.status_code}")
+
+
+_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
+_SLACK_RETRYABLE = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+
+
+def slack_blocks(note: Notification, message: RenderedMessage) -> list[dict[str, object]]:
+    body, _, footer = message.text.rstrip().rpartition("\n\n")
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{message.subject}*\n{body or footer}"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": footer if body else ""}]},
+    ]
+
+
+class SlackChannel:
+    """Slack: a person's own incoming-webhook URL, or their handle through the Web API (bot
+    token) or, failing that, a mention in the shared incoming webhook's channel."""
+
+    name = "chat"
+
+    def __init__(self, token: str | None, webhook_url: str | None, api_url: str, timeout: float) -> None:
+        self.token = token
+        self.webhook_url = webhook_url
+        self.api_url = api_url
+        self.timeout = timeout
+
+    @property
+    def can_reach_handles(self) -> bool:
+        return bool(self.token or self.webhook_url)
+
+    async def send(self, note: Notification, message: RenderedMessage) -> Delivery:
+        address = note.address
+        blocks = slack_blocks(note, message)
+        if address.startswith(("http://", "https://")):
+            return await asyncio.to_thread(self._post_webhook, address, message.subject, blocks, "their webhook")
+        if self.token:
+            return await asyncio.to_thread(self._post_message, address, message.subject, blocks)
+        if self.webhook_url:
+            mention = f"<@{address}>" if _SLACK_USER_ID.match(address) else address
+            text = f"{mention} {message.subject}"
+            return await asyncio.to_thread(self._post_webhook, self.webhook_url, text, blocks, "the shared webhook")
+        return Delivery(
+            channel=self.name,
+            outcome="not_configured",
+            detail="set ESCALATE_SLACK_TOKEN or ESCALATE_SLACK_WEBHOOK_URL to reach chat handles",
+        )
+
+    def _post_webhook(self, url: str, text: str, blocks: list[dict[str, object]], which: str) -> Delivery:
+        try:
+            response = WebhookClient(url, timeout=int(self.timeout) or 1).send(text=text, blocks=blocks)
+        except OSError as err:
+            raise transient_failure(f"cannot reach Slack ({which}): {err}") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return Delivery(channel=self.name, outcome="delivered", detail=f"Slack webhook ({which})")
+        detail = f"Slack ({which}) answered HTTP {status}: {str(response.body)[:200]}"
+        if status >= 500 or status in RETRYABLE_STATUS:
+            raise transient_failure(detail, _retry_after((response.headers or {}).get("Retry-After")))
+        raise permanent_failure(detail)
+
+    def _post_message(self, channel: str, text: str, blocks: list[dict[str, object]]) -> Delivery:
+        client = WebClient(token=self.token, base_url=self.api_url, timeout=int(self.timeout) or 1)
+        try:
+            client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        except SlackApiError as err:
+            error = err.response.get("error") if err.response is not None else None
+            status = err.response.status_code if err.response is not None else 0
+            detail = f"Slack chat.postMessage to {channel} failed: {error or status}"
+            if error in _SLACK_RETRYABLE or status >= 500 or status == 429:
+                retry = err.response.headers.get("Retry-After") if err.response is not None else None
+                raise transient_failure(detail, _retry_after(retry)) from None
+            raise permanent_failure(detail) from None
+        except OSError as err:
+            raise transient_failure(f"cannot reach the Slack API: {err}") from None
+        return Delivery(channel=self.name, outcome="delivered", detail=f"Slack message to {channel}")

@@ -1,12 +1,21 @@
-"""What each notification says. Every message says what happens next and how to acknowledge."""
+"""What each notification says: Jinja2 templates in one place (``activities/templates/``), any of
+which a folder named by ``ESCALATE_TEMPLATE_DIR`` can override."""
 
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import datetime
+from functools import lru_cache
+from datetime import datetime, timedelta
+from pathlib import Path
 
-from workflows.model import Notification
+import jinja2
+
+from workflows.durations import format_duration
+from workflows.model import REPORTER, Notification
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parent / "templates"
+FOOTER = "_footer.j2"
 
 
 @dataclass(frozen=True)
@@ -20,45 +29,51 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "soon"
 
 
+def _duration(value: timedelta | None) -> str:
+    return format_duration(value) if value is not None else ""
+
+
+class Templates:
+    def __init__(self, override_dir: Path | None = None) -> None:
+        folders = [str(override_dir)] if override_dir else []
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([*folders, str(DEFAULT_TEMPLATES)]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # the text part; the HTML part is escaped below
+            keep_trailing_newline=False,
+            trim_blocks=True,
+        )
+        self.env.filters["when"] = _when
+        self.env.filters["duration"] = _duration
+
+    def render(self, note: Notification) -> RenderedMessage:
+        template = self.env.get_template(f"{note.kind}.j2")
+        variables = {
+            "n": note,
+            "tier": f"tier {note.tier} of {note.tier_count} ({note.tier_name})",
+            "ack_command": f"escalate ack {note.incident_key} --by {note.person}",
+            "status_command": f"escalate status {note.incident_key}",
+            "to_reporter": note.person == REPORTER,
+        }
+        context = template.new_context(variables)
+
+        def block(name: str) -> str:
+            return "".join(template.blocks[name](context)).strip()
+
+        subject = " ".join(block("subject").split())
+        body = block("body")
+        footer = block("footer") if "footer" in template.blocks else self.env.get_template(FOOTER).render(variables).strip()
+        text = f"{body}\n\n{footer}\n"
+        paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in text.splitlines() if line.strip())
+        page = f"<html><body><h3>{html.escape(subject)}</h3>{paragraphs}</body></html>"
+        return RenderedMessage(subject=subject, text=text, html=page)
+
+
+@lru_cache(maxsize=1)
+def _builtin() -> Templates:
+    return Templates()
+
+
 def render(note: Notification) -> RenderedMessage:
-    headline = f"[{note.priority}] {note.policy}: {note.summary} (incident {note.incident_key})"
-    ack = f"escalate ack {note.incident_key} --by {note.person}"
-    tier = f"tier {note.tier} of {note.tier_count} ({note.tier_name})"
-    if note.kind == "page":
-        subject = headline
-        lines = [
-            f"You are paged for incident {note.incident_key} as {tier} of policy {note.policy}.",
-            f"Please acknowledge by {_when(note.ack_by)}; if nobody does, it escalates to the next tier.",
-        ]
-    elif note.kind == "reminder":
-        subject = f"Reminder: {headline}"
-        lines = [
-            f"A gentle reminder: incident {note.incident_key} is still waiting for someone to take it.",
-            f"You are {tier}. It escalates at {_when(note.ack_by)} unless it is acknowledged first.",
-        ]
-    elif note.kind == "escalated":
-        subject = f"Escalated to you: {headline}"
-        lines = [f"Incident {note.incident_key} has been escalated to you as {tier}."]
-        if note.tried:
-            lines.append("Tried before you without an acknowledgement: " + "; ".join(note.tried) + ".")
-        lines.append(f"Please acknowledge by {_when(note.ack_by)}.")
-    elif note.kind == "exhausted":
-        subject = f"Nobody acknowledged: {headline}"
-        lines = [
-            f"Every tier of policy {note.policy} was paged for incident {note.incident_key} and nobody acknowledged.",
-            "Tried: " + ("; ".join(note.tried) if note.tried else "every tier") + ".",
-            "Nothing more will be paged. The incident stays open: please find an owner.",
-        ]
-        ack = f"escalate ack {note.incident_key} --by {note.person}"
-    else:  # sla_breach
-        subject = f"SLA breached: {headline}"
-        lines = [
-            f"Incident {note.incident_key} was not resolved within its resolution SLA.",
-            f"It is at {tier}. Please tell us why the SLA was violated:",
-            f'  escalate note {note.incident_key} --by {note.person} "SLA missed because …"',
-        ]
-    lines += ["", f"To acknowledge: {ack}", f"Status: escalate status {note.incident_key}"]
-    text = "\n".join(lines) + "\n"
-    body = "".join(f"<p>{html.escape(line)}</p>" if line else "" for line in lines)
-    page = f"<html><body><h3>{html.escape(subject)}</h3>{body}</body></html>"
-    return RenderedMessage(subject=subject, text=text, html=page)
+    """Render with the built-in templates only."""
+    return _builtin().render(note)

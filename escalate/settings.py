@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     smtp_from: str = "escalate@localhost"
     smtp_timeout_seconds: float = 10.0
     webhook_secret: SecretStr | None = None
+    """Signs webhooks (``Escalate-Signature``); unset: webhooks go out unsigned (with a warning)."""
+    webhook_timeout_seconds: float = 10.0
+    slack_token: SecretStr | None = None
+    """A Slack bot token: chat messages go to the person's chat handle by ``chat.postMessage``."""
+    slack_webhook_url: str | None = None
+    """A Slack incoming webhook: chat messages to handles go to its channel, mentioning them."""
+    slack_api_url: str = "https://slack.com/api/"
+    template_dir: Path | None = None
+    """A folder of message templates that override the built-in ones (same file names)."""
     api_token: SecretStr | None = None
     api_url: str = "http://127.0.0.1:8000"
     metrics_addr: str = "127.0.0.1:9464"

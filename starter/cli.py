@@ -230,7 +230,7 @@ def list_incidents(
 
 
 @policy_app.command("check")
-def policy_check(paths: Annotated[list[Path], typer.Argument(help="Policy files or folders.")]) -> None:
+def policy_check(paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Policy files or folders.")]) -> None:
     """Validate policy files: each problem names the file, line, field and what to write instead."""
     from activities.policy_store import check_paths
 

@@ -348,8 +348,9 @@ async def test_incident_pages_tier_1_by_real_email(time_env: WorkflowEnvironment
     assert events(status, "notify_failed") == []
     notified = {event.who: event for event in events(status, "notified")}
 
-    # erin: a real page email, recorded as delivered by email
-    [erin_mail] = smtp.mailbox.to("erin@example.com")
+    # erin: a real page email, recorded as delivered by email (then the resolution, below)
+    erin_page, erin_resolved = smtp.mailbox.to("erin@example.com")
+    erin_mail = erin_page
     assert erin_mail.mail_from == SENDER
     assert erin_mail.message["From"] == SENDER
     assert erin_mail.message["Subject"] == f"[P1] fast: Disk full on db-1 (incident {key})"
@@ -367,12 +368,25 @@ async def test_incident_pages_tier_1_by_real_email(time_env: WorkflowEnvironment
     # email as well, recorded as delivered by email.
     frank = notified["frank"]
     frank_mail = smtp.mailbox.to("frank@example.com")
-    assert (frank.channel, len(frank_mail)) == ("email", 1), (
+    assert (frank.channel, len(frank_mail)) == ("email", 2), (
         f"frank was not paged by email: his timeline event is {frank.channel!r} {frank.detail!r}"
     )
     assert frank_mail[0].message["Message-ID"] == message_id(f"{key}/2/frank/email")
     assert f"escalate ack {key} --by frank" in parts(frank_mail[0].message)[0]
     assert "delivered" in frank.detail
+
+    # the feedback loop: everyone paged hears the outcome, and so does the reporter, who was
+    # also told at the start what happens next and by when to expect a response
+    for mail in (erin_resolved, frank_mail[1]):
+        assert mail.message["Subject"].strip() == f"Resolved: Disk full on db-1 (incident {key})"
+        assert "Outcome: freed disk space on db-1" in parts(mail.message)[0]
+    update, outcome = smtp.mailbox.to("monitor@example.com")
+    assert update.message["Subject"].strip() == f"Update on your report: Disk full on db-1 (reference {key})"
+    update_text = parts(update.message)[0]
+    assert "L1 first line is on it" in update_text
+    assert f"expect a response by {(trigger + timedelta(seconds=4)):%Y-%m-%d %H:%M:%S} UTC" in update_text
+    assert "escalate ack" not in update_text, "the reporter is not asked to acknowledge"
+    assert "Outcome: freed disk space on db-1" in parts(outcome.message)[0]
 
 
 async def test_smtp_down_never_delays_the_escalation(time_env: WorkflowEnvironment) -> None:

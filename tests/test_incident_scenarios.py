@@ -137,8 +137,11 @@ async def test_resolve_returns_the_final_status_and_ends_the_incident(
     final = await time_env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus).result()
     assert final.status == "resolved"
     assert final.timeline[0].kind == "triggered"
-    assert sorted(paged(final)) == ["erin", "frank"]
-    assert final.timeline[-1] == resolved.timeline[-1]
+    told = sorted((event.who or "", event.detail.split(" via ")[0]) for event in events(final, "notified"))
+    assert told == [("erin", "page"), ("erin", "resolved"), ("frank", "page"), ("frank", "resolved")], (
+        "tier 1 was paged, and everyone paged is told the outcome"
+    )
+    assert events(final, "resolved") == resolved.timeline
     assert final == await escalations.status(key)
 
     with pytest.raises(IncidentRejected, match="already resolved .*erin.*cannot be acknowledged"):

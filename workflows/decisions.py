@@ -107,12 +107,19 @@ NOTIFY_ATTEMPTS = 5
 """Attempts per channel before falling over to the person's next channel."""
 
 
-def notify_retry_delay(attempt: int) -> timedelta | None:
+MAX_RETRY_AFTER = timedelta(seconds=60)
+
+
+def notify_retry_delay(attempt: int, asked: timedelta | None = None) -> timedelta | None:
     """How long to wait after failed attempt ``attempt`` (1-based); None when it was the last.
-    Exponential backoff: 1s, 2s, 4s, 8s."""
+    Exponential backoff (1s, 2s, 4s, 8s), or longer when the receiver asked for it with
+    Retry-After (up to a minute: a page that waits longer is no page)."""
     if attempt >= NOTIFY_ATTEMPTS:
         return None
-    return min(timedelta(seconds=2 ** (attempt - 1)), timedelta(seconds=30))
+    backoff = min(timedelta(seconds=2 ** (attempt - 1)), timedelta(seconds=30))
+    if asked is not None:
+        return max(backoff, min(asked, MAX_RETRY_AFTER))
+    return backoff
 
 
 def held_for(clock: TierClock, until: datetime) -> timedelta:

@@ -10,6 +10,7 @@ recorded in the timeline, so the history replays to exactly why every page went 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         MessageKind,
         NoteRequest,
         Notification,
+        REPORTER,
         PolicyRef,
         PriorityRequest,
         ReassignRequest,
@@ -42,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         TriggerResult,
     )
-    from workflows.policy import PolicySnapshot, Windows
+    from workflows.policy import ContactPoint, PolicySnapshot, Windows
 
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 POLICY_RETRY = RetryPolicy(
@@ -52,6 +54,22 @@ POLICY_RETRY = RetryPolicy(
     non_retryable_error_types=["UnknownPolicy", "InvalidPolicy"],
 )
 MAX_SNOOZE = timedelta(days=30)
+
+# Behaviour added while incidents may be open: histories recorded before it replay unchanged.
+PATCH_REPORTER_UPDATES = "reporter-updates"
+PATCH_RESOLUTION_FEEDBACK = "resolution-feedback"
+PATCH_UNREACHABLE_TIER = "unreachable-tier-notice"
+
+
+@dataclass
+class TierReach:
+    """How the pages of one tier fared, to tell the manager when nobody could be reached."""
+
+    tier: int
+    people: int
+    done: int = 0
+    reached: int = 0
+    unreachable: list[str] = field(default_factory=list)
 
 
 class Rejected(ApplicationError):
@@ -87,6 +105,7 @@ class IncidentWorkflow:
         self.tried: list[str] = []
         self.timeline: list[TimelineEvent] = []
         self.paging_round = 0
+        self.paged_people: dict[str, None] = {}
         self.deliveries_in_flight = 0
         self.notification_count = 0
         self.revision = 0
@@ -104,6 +123,7 @@ class IncidentWorkflow:
         self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows)
         self._start_tier(1, round=0, at=self.triggered_at)
         self._page("page")
+        self._update_reporter("customer_update")
 
         while self.state != "resolved":
             await self._wait_for_change_until(self._next_wakeup())
@@ -214,6 +234,7 @@ class IncidentWorkflow:
             ),
         )
         self._page("escalated")
+        self._update_reporter("customer_update")
 
     def _breach_sla(self) -> None:
         self.sla_breached = True
@@ -295,6 +316,7 @@ class IncidentWorkflow:
             self.clock = None
             self.snoozed_until = None
             self._record("resolved", tier=self.tier, who=request.by, detail=request.resolution)
+            self._tell_everyone_paged()
             self._changed()
             return self._status(since=mark)
 
@@ -325,7 +347,8 @@ class IncidentWorkflow:
                 who=request.by,
                 detail=f"manual escalation from tier {was} to tier {target} ({self.policy.tier_name(target)}): {request.reason}",
             )
-            self._page("escalated")
+            self._page("escalated", reason=f"{request.by} escalated it by hand: {request.reason}")
+            self._update_reporter("customer_update")
             self._changed()
             return self._status(since=mark)
 
@@ -371,6 +394,7 @@ class IncidentWorkflow:
                 detail=f"from {previous} to {snapshot.name} (tier 1: {snapshot.tier_name(1)}): {request.reason}",
             )
             self._page("page")
+            self._update_reporter("customer_update")
             self._changed()
             return self._status(since=mark)
 
@@ -538,27 +562,67 @@ class IncidentWorkflow:
     # activity retry policy: every attempt is recorded, and an ack (or any change of hands)
     # stops all further attempts at once without cancelling activities on the wire.
 
-    def _page(self, kind: MessageKind) -> None:
-        """Notify every person of the current tier."""
-        for person in self.policy.people_of(self.tier):
-            self._start_delivery(self._message(kind, person), paging_round=self.paging_round)
+    def _page(self, kind: MessageKind, *, reason: str = "") -> None:
+        """Notify every person of the current tier; if none of them can be reached on any
+        channel, the manager is told."""
+        people = self.policy.people_of(self.tier)
+        reach = TierReach(tier=self.tier, people=len(people)) if kind in ("page", "escalated") else None
+        for person in people:
+            self.paged_people.setdefault(person, None)
+            self._start_delivery(
+                self._message(kind, person, reason=reason),
+                self.policy.people[person].channels,
+                paging_round=self.paging_round,
+                reach=reach,
+            )
 
     def _notify_manager(self, kind: MessageKind, *, reason: str) -> None:
-        # Not a page: an acknowledgement does not stop it (only the resolution does).
-        self._start_delivery(self._message(kind, self.policy.policy.manager, reason=reason), paging_round=None)
+        # Not a page: an acknowledgement does not stop it.
+        manager = self.policy.policy.manager
+        self._start_delivery(
+            self._message(kind, manager, reason=reason), self.policy.people[manager].channels, paging_round=None
+        )
+
+    def _update_reporter(self, kind: MessageKind) -> None:
+        """Tell whoever reported the incident what happens next, or how it ended."""
+        if self.request.reporter and workflow.patched(PATCH_REPORTER_UPDATES):
+            self._start_delivery(
+                self._message(kind, REPORTER),
+                [ContactPoint(channel="email", address=self.request.reporter)],
+                paging_round=None,
+            )
+
+    def _tell_everyone_paged(self) -> None:
+        """The feedback loop: the outcome goes to the reporter and to every owner who was paged."""
+        if not workflow.patched(PATCH_RESOLUTION_FEEDBACK):
+            return
+        self._update_reporter("resolved")
+        for person in self.paged_people:
+            if person in self.policy.people:
+                self._start_delivery(
+                    self._message("resolved", person), self.policy.people[person].channels, paging_round=None
+                )
 
     def _stop_paging(self) -> None:
         """Pages of earlier rounds make no further attempt; one already on the wire finishes."""
         self.paging_round += 1
 
-    def _start_delivery(self, message: Notification, *, paging_round: int | None) -> None:
+    def _start_delivery(
+        self,
+        message: Notification,
+        points: list[ContactPoint],
+        *,
+        paging_round: int | None,
+        reach: TierReach | None = None,
+    ) -> None:
         self.deliveries_in_flight += 1
-        asyncio.create_task(self._deliver(message, paging_round))
+        asyncio.create_task(self._deliver(message, points, paging_round, reach))
 
     def _still_wanted(self, paging_round: int | None) -> bool:
-        if self.state == "resolved":
-            return False
-        return paging_round is None or paging_round == self.paging_round
+        """Pages stop at an ack or any change of hands; notices (manager, reporter) always go."""
+        if paging_round is None:
+            return True
+        return self.state != "resolved" and paging_round == self.paging_round
 
     def _message(self, kind: MessageKind, person: str, *, reason: str = "") -> Notification:
         """The message as of now; taken before the delivery task runs, since the incident may
@@ -580,35 +644,70 @@ class IncidentWorkflow:
             ack_by=self.clock.deadline if self.clock is not None else None,
             tried=list(self.tried),
             reason=reason,
+            reporter=self.request.reporter,
+            acknowledged_by=self.acknowledged_by,
+            resolved_by=self.resolved_by,
+            resolution=self.resolution,
         )
 
-    async def _deliver(self, message: Notification, paging_round: int | None) -> None:
+    async def _deliver(
+        self, message: Notification, points: list[ContactPoint], paging_round: int | None, reach: TierReach | None
+    ) -> None:
         """Reach one person: their channels in the order the directory lists them, falling over
         to the next when one fails for good. Channels this worker cannot send on (no SMTP
         configured, say) are skipped; if that leaves nothing, the message goes to the worker log,
         so that it is never silently dropped."""
+        outcome = "stopped"
         try:
-            contact = self.policy.people[message.person]
-            skipped: list[str] = []
-            failed = False
-            for point in contact.channels:
-                outcome = await self._attempt_channel(message, paging_round, point.channel, point.address)
-                if isinstance(outcome, Delivery):
-                    self._record_delivery(message, outcome, point.address, skipped)
-                    return
-                if outcome == "stopped":
-                    return
-                if outcome == "not configured":
-                    skipped.append(point.channel)
-                else:
-                    failed = True
-            if not failed and self._still_wanted(paging_round):
-                address = contact.channels[0].address
-                outcome = await self._attempt_channel(message, paging_round, LOG_CHANNEL, address)
-                if isinstance(outcome, Delivery):
-                    self._record_delivery(message, outcome, address, skipped)
+            outcome = await self._reach(message, points, paging_round)
         finally:
             self.deliveries_in_flight -= 1
+            if reach is not None:
+                self._count_reach(reach, outcome, paging_round, message.person)
+
+    async def _reach(self, message: Notification, points: list[ContactPoint], paging_round: int | None) -> str:
+        skipped: list[str] = []
+        failed = False
+        for point in points:
+            outcome = await self._attempt_channel(message, paging_round, point.channel, point.address)
+            if isinstance(outcome, Delivery):
+                self._record_delivery(message, outcome, point.address, skipped)
+                return "reached"
+            if outcome == "stopped":
+                return "stopped"
+            if outcome == "not configured":
+                skipped.append(point.channel)
+            else:
+                failed = True
+        if failed:
+            return "failed"
+        if not self._still_wanted(paging_round):
+            return "stopped"
+        address = points[0].address
+        outcome = await self._attempt_channel(message, paging_round, LOG_CHANNEL, address)
+        if isinstance(outcome, Delivery):
+            self._record_delivery(message, outcome, address, skipped)
+            return "reached"
+        return "failed" if outcome != "stopped" else "stopped"
+
+    def _count_reach(self, reach: TierReach, outcome: str, paging_round: int | None, person: str) -> None:
+        reach.done += 1
+        if outcome == "reached":
+            reach.reached += 1
+        elif outcome == "failed":
+            reach.unreachable.append(person)
+        if reach.done == reach.people and reach.reached == 0 and len(reach.unreachable) == reach.people:
+            if self._still_wanted(paging_round) and workflow.patched(PATCH_UNREACHABLE_TIER):
+                self._record(
+                    "unreachable",
+                    tier=reach.tier,
+                    who=self.policy.policy.manager,
+                    detail=(
+                        f"nobody of tier {reach.tier} ({self.policy.tier_name(reach.tier)}) could be reached "
+                        f"on any channel ({', '.join(reach.unreachable)}); manager {self.policy.policy.manager} told"
+                    ),
+                )
+                self._notify_manager("unreachable", reason=f"nobody of tier {reach.tier} could be reached")
 
     async def _attempt_channel(
         self, message: Notification, paging_round: int | None, channel: str, address: str
@@ -632,7 +731,7 @@ class IncidentWorkflow:
                 return "not configured" if delivery.outcome == "not_configured" else delivery
             except ActivityError as err:
                 kind = _error_type(err)
-                retry_in = decisions.notify_retry_delay(attempt)
+                retry_in = decisions.notify_retry_delay(attempt, _retry_after(err))
                 if kind == "PermanentDeliveryFailure" or retry_in is None:
                     verdict = "giving up on this channel"
                 else:
@@ -713,6 +812,17 @@ class IncidentWorkflow:
 def _error_type(err: BaseException) -> str | None:
     cause = err.__cause__
     return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _retry_after(err: BaseException) -> timedelta | None:
+    """The Retry-After a receiver sent, which channels pass as the failure's first detail."""
+    cause = err.__cause__
+    if isinstance(cause, ApplicationError) and cause.details:
+        try:
+            return timedelta(seconds=float(cause.details[0]))
+        except (TypeError, ValueError):
+            return None
+    return None
 
 
 def _reason(err: BaseException) -> str:

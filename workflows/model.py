@@ -21,6 +21,8 @@ WORKFLOW_ID_PREFIX = "incident-"
 
 LOAD_POLICY_ACTIVITY = "load_policy"
 NOTIFY_ACTIVITY = "notify"
+REPORTER = "reporter"
+"""The ``person`` of messages to the incident's reporter (an email address, not a directory entry)."""
 LOG_CHANNEL = "log"
 """The worker log: where a message goes when none of the person's channels is configured."""
 
@@ -39,6 +41,15 @@ def _check_key(value: str) -> str:
 
 
 IncidentKey = Annotated[str, AfterValidator(_check_key)]
+
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+def _check_email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 320 or not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an email address: write e.g. customer@example.com")
+    return value
 Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 
@@ -58,9 +69,19 @@ EventKind = Literal[
     "woke",
     "priority_changed",
     "sla_breached",
+    "unreachable",
     "resolved",
 ]
-MessageKind = Literal["page", "reminder", "escalated", "exhausted", "sla_breach"]
+MessageKind = Literal[
+    "page",
+    "reminder",
+    "escalated",
+    "exhausted",
+    "sla_breach",
+    "unreachable",
+    "resolved",
+    "customer_update",
+]
 
 
 def workflow_id(key: str) -> str:
@@ -79,7 +100,8 @@ class IncidentRequest(_Model):
     priority: Priority
     summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     details: dict[str, Any] = Field(default_factory=dict)
-    reporter: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)] | None = None
+    reporter: Annotated[str, AfterValidator(_check_email)] | None = None
+    """An email address: the reporter is told what happens next, and the outcome."""
     request_id: str = ""
     """Set by the starter; tells the first trigger (which created the incident) from repeats."""
 
@@ -199,6 +221,10 @@ class Notification(_Model):
     tried: list[str] = Field(default_factory=list)
     """For escalations and manager notices: the tiers already paged, e.g. 'L1 support (15m)'."""
     reason: str = ""
+    reporter: str | None = None
+    acknowledged_by: str | None = None
+    resolved_by: str | None = None
+    resolution: str | None = None
 
 
 class Delivery(_Model):
