@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel, EmailChannel, LogChannel, SlackChannel, SmtpSettings, WebhookChannel
-from activities.messages import Templates
+from activities.messages import TemplateProblem, Templates
 from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy
 from escalate.logs import get_logger
 from escalate.settings import Settings
@@ -50,6 +50,7 @@ class EscalationActivities:
         self.store = PolicyStore(settings.policy_dir)
         self.channels = build_channels(settings)
         self.templates = Templates(settings.template_dir)
+        self.templates.check()
         if not settings.webhook_secret:
             get_logger().warning("ESCALATE_WEBHOOK_SECRET is not set: webhooks are sent unsigned")
 
@@ -72,7 +73,11 @@ class EscalationActivities:
             how = _HOW_TO_CONFIGURE.get(note.channel, "not supported by this version")
             return Delivery(channel=note.channel, outcome="not_configured", detail=f"no {note.channel} channel on this worker ({how})")
         try:
-            delivery = await channel.send(note, self.templates.render(note))
+            message = self.templates.render(note)
+        except TemplateProblem as err:
+            raise ApplicationError(str(err), type="PermanentDeliveryFailure", non_retryable=True) from None
+        try:
+            delivery = await channel.send(note, message)
         except ApplicationError as err:
             log.warning("notification failed", error=err.message, kind=err.type, idempotency_key=note.idempotency_key)
             raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import re
 import ssl
 import time
@@ -60,6 +59,18 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+def _header(headers: object, name: str) -> str | None:
+    """A response header by name, in any case: slack_sdk hands error responses' headers over as a
+    plain dict, keeping whatever case the server sent (``retry-after`` from many proxies)."""
+    if not headers:
+        return None
+    wanted = name.lower()
+    for key, value in headers.items():  # type: ignore[attr-defined]
+        if str(key).lower() == wanted:
+            return value[0] if isinstance(value, list) and value else value
+    return None
+
+
 RETRYABLE_STATUS = {408, 425, 429}
 """4xx answers that mean "not now" rather than "never"."""
 
@@ -95,10 +106,15 @@ class SmtpSettings:
     def __init__(self, url: str, sender: str, timeout: float) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps"):
-            raise ValueError(f"ESCALATE_SMTP_URL {url!r}: use smtp://host:port or smtps://host:port")
+            shown = f"{parsed.scheme}://{parsed.hostname or ''}" if parsed.scheme else "(no scheme)"
+            raise ValueError(f"ESCALATE_SMTP_URL {shown}…: use smtp://host:port or smtps://host:port")
         self.use_tls = parsed.scheme == "smtps"
         query = parse_qs(parsed.query)
-        self.start_tls = query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+        starttls = query.get("starttls")
+        self.start_tls: bool | None = starttls[0].lower() in ("1", "true", "yes") if starttls else None
+        """True: STARTTLS required; False (``?starttls=0``): never; unset: taken when the server offers it."""
+        if self.use_tls and self.start_tls:
+            raise ValueError("ESCALATE_SMTP_URL: smtps:// is TLS from the start; ?starttls=1 goes with smtp://")
         self.hostname = parsed.hostname or "localhost"
         self.port = parsed.port or (465 if self.use_tls else 25)
         self.username = unquote(parsed.username) if parsed.username else None
@@ -106,7 +122,10 @@ class SmtpSettings:
         self.sender = sender
         self.timeout = timeout
         cafile = query.get("cafile", [None])[0]
-        self.tls_context = ssl.create_default_context(cafile=cafile) if cafile else None
+        try:
+            self.tls_context = ssl.create_default_context(cafile=cafile) if cafile else None
+        except (OSError, ssl.SSLError) as err:
+            raise ValueError(f"ESCALATE_SMTP_URL: cafile {cafile!r} is not a readable PEM CA file: {err}") from None
 
 
 def message_id(idempotency_key: str) -> str:
@@ -142,7 +161,7 @@ class EmailChannel:
                 username=self.smtp.username,
                 password=self.smtp.password,
                 use_tls=self.smtp.use_tls,
-                start_tls=self.smtp.start_tls if self.smtp.start_tls else None,
+                start_tls=self.smtp.start_tls,
                 tls_context=self.smtp.tls_context,
                 timeout=self.smtp.timeout,
             )
@@ -152,7 +171,39 @@ class EmailChannel:
             if 500 <= err.code < 600:
                 raise permanent_failure(f"SMTP server refused with {err.code}: {err.message}") from None
             raise
-        return Delivery(channel=self.name, outcome="delivered", detail=f"via {self.smtp.hostname}:{self.smtp.port}")
+        except (ssl.SSLCertVerificationError, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPException) as err:
+            # A certificate we do not trust, or a server without the TLS we asked for, will not
+            # mend by retrying: fall over to the next channel now.
+            if _is_certificate_error(err):
+                raise permanent_failure(
+                    f"TLS to {self.server}: certificate verify failed ({_innermost(err)}); "
+                    "add ?cafile=/path/ca.pem to ESCALATE_SMTP_URL if the server uses a private CA"
+                ) from None
+            if "STARTTLS extension not supported" in str(err):
+                raise permanent_failure(
+                    f"{self.server} does not offer STARTTLS, which ESCALATE_SMTP_URL asks for (?starttls=1)"
+                ) from None
+            raise
+        return Delivery(channel=self.name, outcome="delivered", detail=f"via {self.server}")
+
+    @property
+    def server(self) -> str:
+        return f"{self.smtp.hostname}:{self.smtp.port}"
+
+
+def _innermost(err: BaseException) -> BaseException:
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return err
+
+
+def _is_certificate_error(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class WebhookPayload(BaseModel):
@@ -301,7 +352,7 @@ class SlackChannel:
             return Delivery(channel=self.name, outcome="delivered", detail=f"Slack webhook ({which})")
         detail = f"Slack ({which}) answered HTTP {status}: {str(response.body)[:200]}"
         if status >= 500 or status in RETRYABLE_STATUS:
-            raise transient_failure(detail, _retry_after((response.headers or {}).get("Retry-After")))
+            raise transient_failure(detail, _retry_after(_header(response.headers, "Retry-After")))
         raise permanent_failure(detail)
 
     def _post_message(self, channel: str, text: str, blocks: list[dict[str, object]]) -> Delivery:
@@ -313,7 +364,7 @@ class SlackChannel:
             status = err.response.status_code if err.response is not None else 0
             detail = f"Slack chat.postMessage to {channel} failed: {error or status}"
             if error in _SLACK_RETRYABLE or status >= 500 or status == 429:
-                retry = err.response.headers.get("Retry-After") if err.response is not None else None
+                retry = _header(err.response.headers, "Retry-After") if err.response is not None else None
                 raise transient_failure(detail, _retry_after(retry)) from None
             raise permanent_failure(detail) from None
         except OSError as err:

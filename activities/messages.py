@@ -4,15 +4,18 @@ which a folder named by ``ESCALATE_TEMPLATE_DIR`` can override."""
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import get_args
 
 import jinja2
 
 from workflows.durations import format_duration
-from workflows.model import REPORTER, Notification
+from workflows.model import REPORTER, MessageKind, Notification
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent / "templates"
 FOOTER = "_footer.j2"
@@ -26,11 +29,28 @@ class RenderedMessage:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "soon"
+    if moment is None:
+        return "soon"
+    # Labelled UTC, so converted to UTC (a naive time is taken to be UTC already).
+    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _duration(value: timedelta | None) -> str:
     return format_duration(value) if value is not None else ""
+
+
+class TemplateProblem(jinja2.TemplateError):
+    """A message template that cannot be used (syntax, unknown variable, missing block): the
+    message names the file, which may be in the override folder."""
+
+
+@contextmanager
+def _naming(template: jinja2.Template) -> Iterator[None]:
+    try:
+        yield
+    except jinja2.TemplateError as err:
+        raise TemplateProblem(f"message template {template.filename}: {err.message or err}") from None
 
 
 class Templates:
@@ -46,8 +66,14 @@ class Templates:
         self.env.filters["when"] = _when
         self.env.filters["duration"] = _duration
 
+    def _template(self, name: str) -> jinja2.Template:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateSyntaxError as err:
+            raise TemplateProblem(f"message template {err.filename or name}, line {err.lineno}: {err.message}") from None
+
     def render(self, note: Notification) -> RenderedMessage:
-        template = self.env.get_template(f"{note.kind}.j2")
+        template = self._template(f"{note.kind}.j2")
         variables = {
             "n": note,
             "tier": f"tier {note.tier} of {note.tier_count} ({note.tier_name})",
@@ -58,15 +84,60 @@ class Templates:
         context = template.new_context(variables)
 
         def block(name: str) -> str:
-            return "".join(template.blocks[name](context)).strip()
+            if name not in template.blocks:
+                raise TemplateProblem(
+                    f"message template {template.filename}: no {{% block {name} %}} (each template defines "
+                    "the blocks subject and body; see activities/templates/README.md)"
+                )
+            with _naming(template):
+                return "".join(template.blocks[name](context)).strip()
 
         subject = " ".join(block("subject").split())
         body = block("body")
-        footer = block("footer") if "footer" in template.blocks else self.env.get_template(FOOTER).render(variables).strip()
+        if "footer" in template.blocks:
+            footer = block("footer")
+        else:
+            footer_template = self._template(FOOTER)
+            with _naming(footer_template):
+                footer = footer_template.render(variables).strip()
         text = f"{body}\n\n{footer}\n"
         paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in text.splitlines() if line.strip())
         page = f"<html><body><h3>{html.escape(subject)}</h3>{paragraphs}</body></html>"
         return RenderedMessage(subject=subject, text=text, html=page)
+
+
+    def check(self) -> None:
+        """Render every kind of message once, so a broken override fails when the worker
+        starts rather than when someone must be paged."""
+        for kind in get_args(MessageKind):
+            self.render(sample_notification(kind))
+
+
+def sample_notification(kind: str) -> Notification:
+    """A realistic notification of each kind, for checking templates."""
+    now = datetime.now(timezone.utc)
+    return Notification(
+        idempotency_key="sample/1/alice/email",
+        kind=kind,  # type: ignore[arg-type]
+        incident_key="sample",
+        policy="payments",
+        priority="P1",
+        summary="Card authorisations failing",
+        person=REPORTER if kind == "customer_update" else "alice",
+        channel="email",
+        address="alice@example.com",
+        tier=2,
+        tier_name="L2 payments engineering",
+        tier_count=3,
+        ack_by=now + timedelta(minutes=15),
+        tried=["tier 1 L1 support (erin, frank) for 15m"],
+        reason="",
+        next_step="tier 3 (L3 head of payments)",
+        reporter="customer@example.com",
+        acknowledged_by="alice",
+        resolved_by="alice",
+        resolution="Gateway failover",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from datetime import timedelta
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from escalate.devserver import find_binary
 from escalate.settings import EXAMPLE_POLICIES, Settings
 from starter.api import Escalations, IncidentNotFound, IncidentRejected
 from worker import create_worker
-from workflows.model import workflow_id
+from workflows.model import IncidentStatus, workflow_id
 
 TESTS = Path(__file__).resolve().parent
 HISTORIES = TESTS / "histories"
@@ -84,15 +86,22 @@ def tracked(client: Client, settings: Settings) -> TrackedEscalations:
     return escalations
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def escalations(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[TrackedEscalations]:
-    """A real worker on the time-skipping server, and the starter API that talks to it."""
-    escalations = tracked(time_env.client, settings)
-    async with create_worker(time_env.client, settings):
+@asynccontextmanager
+async def running(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[TrackedEscalations]:
+    """A real worker with these settings, and the starter API; open incidents are closed after."""
+    escalations = tracked(env.client, settings)
+    async with create_worker(env.client, settings):
         try:
             yield escalations
         finally:
             await escalations.terminate_open()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def escalations(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[TrackedEscalations]:
+    """A real worker on the time-skipping server, and the starter API that talks to it."""
+    async with running(time_env, settings) as escalations:
+        yield escalations
 
 
 def unique_key(prefix: str) -> str:
@@ -123,3 +132,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "replay: replays recorded histories against today's code")
+
+
+async def resolve_and_close(
+    env: WorkflowEnvironment, escalations: Escalations, key: str, *, by: str, resolution: str
+) -> IncidentStatus:
+    """Resolve, and let the run close: its last notices (the outcome to everyone paged) may
+    still be retrying on workflow timers, and awaiting a result does not skip time here."""
+    await escalations.resolve(key, by=by, resolution=resolution)
+    handle = env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
+    for _ in range(30):
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            break
+        await env.sleep(timedelta(seconds=5))
+    return await handle.result()

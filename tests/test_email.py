@@ -29,9 +29,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.channels import EmailChannel, SmtpSettings, message_id
 from activities.messages import render
 from starter.api import Escalations
-from tests.conftest import TEST_POLICIES, make_settings, save_history, unique_key
+from tests.conftest import TEST_POLICIES, make_settings, resolve_and_close, save_history, unique_key
 from worker import create_worker
-from workflows.model import IncidentStatus, MessageKind, Notification, TimelineEvent, workflow_id
+from workflows.model import IncidentStatus, MessageKind, Notification, TimelineEvent
 
 LOOPBACK = "127.0.0.1"
 SENDER = "pager@escalate.test"
@@ -199,9 +199,7 @@ async def wait_for_status(
 
 async def finish(time_env: WorkflowEnvironment, escalations: Escalations, key: str, name: str) -> None:
     """Resolve the incident, wait for the run to close and keep its history for the replay test."""
-    await escalations.resolve(key, by="erin", resolution="freed disk space on db-1")
-    handle = time_env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
-    final = await handle.result()
+    final = await resolve_and_close(time_env, escalations, key, by="erin", resolution="freed disk space on db-1")
     assert final.status == "resolved"
     await save_history(time_env.client, key, f"email_{name}")
 

@@ -644,6 +644,7 @@ class IncidentWorkflow:
             ack_by=self.clock.deadline if self.clock is not None else None,
             tried=list(self.tried),
             reason=reason,
+            next_step=self._next_tier_phrase().removeprefix(" to "),
             reporter=self.request.reporter,
             acknowledged_by=self.acknowledged_by,
             resolved_by=self.resolved_by,

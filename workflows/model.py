@@ -221,6 +221,8 @@ class Notification(_Model):
     tried: list[str] = Field(default_factory=list)
     """For escalations and manager notices: the tiers already paged, e.g. 'L1 support (15m)'."""
     reason: str = ""
+    next_step: str = ""
+    """Where it goes if nobody acknowledges in time, e.g. "tier 3 (L3 head of payments)"."""
     reporter: str | None = None
     acknowledged_by: str | None = None
     resolved_by: str | None = None
