@@ -43,6 +43,7 @@ from workflows.model import (
     PriorityRequest,
     ReassignRequest,
     ResolveRequest,
+    SlaReasonRequest,
     SnoozeRequest,
     TriggerResult,
     workflow_id,
@@ -92,6 +93,7 @@ _VERBS = {
     "snooze": "be snoozed",
     "note": "take notes",
     "set_priority": "change priority",
+    "explain_sla": "take an SLA reason",
 }
 
 _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
@@ -164,6 +166,10 @@ class Escalations:
 
     async def add_note(self, key: str, *, by: str, text: str) -> IncidentStatus:
         return await self._update(key, IncidentWorkflow.note, NoteRequest, by=by, text=text)
+
+    async def explain_sla(self, key: str, *, by: str, reason: str) -> IncidentStatus:
+        """Record why the resolution SLA was missed (shown in status and the review)."""
+        return await self._update(key, IncidentWorkflow.explain_sla, SlaReasonRequest, by=by, reason=reason)
 
     async def set_priority(self, key: str, *, priority: str, by: str) -> IncidentStatus:
         return await self._update(key, IncidentWorkflow.set_priority, PriorityRequest, by=by, priority=priority)

@@ -88,6 +88,8 @@ def print_status(status: IncidentStatus) -> None:
     if status.resolve_by:
         sla = "BREACHED" if status.sla_breached else ("met" if status.status == "resolved" else "on track")
         lines.append(f"  resolve   by {_time(status.resolve_by)} ({sla})")
+    if status.sla_reason:
+        lines.append(f"  SLA why   {status.sla_reason}")
     if status.occurrences > 1:
         lines.append(f"  seen      {status.occurrences} times")
     if status.resolved_by:
@@ -198,6 +200,12 @@ def priority(key: Key, new_priority: Annotated[str, typer.Argument(metavar="PRIO
     emit(_run(lambda e: e.set_priority(key, priority=new_priority, by=by)), as_json, f"{key} is now {new_priority.upper()}")
 
 
+@app.command("sla-reason")
+def sla_reason(key: Key, reason: Annotated[str, typer.Argument(help="Why the SLA was missed.")], by: By, as_json: AsJson = False) -> None:
+    """Say why the resolution SLA was missed (the manager is asked when it is breached)."""
+    emit(_run(lambda e: e.explain_sla(key, by=by, reason=reason)), as_json, f"SLA reason recorded on {key}")
+
+
 # ── reading ──────────────────────────────────────────────────────────────────────────────────
 
 
@@ -227,6 +235,107 @@ def list_incidents(
             f"{item.key:<24} {item.priority:<4} {item.policy:<16} {item.status:<13} "
             f"{item.tier:<5} {', '.join(item.owners)[:20]:<20} {item.summary}"
         )
+
+
+# ── after-action review ──────────────────────────────────────────────────────────────────────
+
+ReportFormat = Annotated[str, typer.Option("--format", help="md, html or json.")]
+Output = Annotated[Path | None, typer.Option("-o", "--output", help="Write the report to this file.")]
+
+
+def _check_format(fmt: str) -> Any:
+    if fmt not in ("md", "html", "json"):
+        fail("--format: write md, html or json", 2)
+    return fmt
+
+
+def _deliver_report(text: str, output: Path | None) -> None:
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def review(
+    key: Annotated[str | None, typer.Argument(help="The incident key (or use --policy/--since).", show_default=False)] = None,
+    fmt: ReportFormat = "md",
+    output: Output = None,
+    policy: Annotated[str | None, typer.Option(help="Across incidents: only this policy.")] = None,
+    since: Annotated[str | None, typer.Option(help="Across incidents: started within this long, e.g. 30d.")] = None,
+) -> None:
+    """After-action review, proven by replaying the history against today's code; or, with
+    --policy/--since, figures across incidents."""
+    from starter.report import render, render_policy_report
+    from starter.review import ReviewNotPossible, incidents_since, review_incident, summarise
+    from workflows.durations import parse_duration
+
+    fmt = _check_format(fmt)
+    if key is None:
+        if policy is None and since is None:
+            fail("give an incident KEY, or --policy and/or --since for figures across incidents", 2)
+        try:
+            window = parse_duration(since or "30d")
+        except ValueError as err:
+            fail(f"--since: {err}", 2)
+        start = datetime.now().astimezone() - window
+        incidents = _run(lambda e: incidents_since(e.client, start, policy))
+        _deliver_report(render_policy_report(summarise(incidents, policy, start), fmt), output)
+        return
+    try:
+        report = _run(lambda e: review_incident(e.client, key))
+    except ReviewNotPossible as err:
+        fail(str(err))
+    _deliver_report(render(report, fmt), output)
+    if not report.replay.verified:
+        fail(report.replay.message)
+
+
+@app.command()
+def export(key: Key, output: Annotated[Path, typer.Option("-o", "--output", help="The JSON file to write.")]) -> None:
+    """Write the incident's history in Temporal's own JSON format (for `escalate replay`)."""
+    from starter.review import ReviewNotPossible, export_history
+
+    try:
+        count = _run(lambda e: export_history(e.client, key, output))
+    except ReviewNotPossible as err:
+        fail(str(err))
+    typer.echo(f"wrote {count} events of incident {key} to {output}", err=True)
+
+
+@app.command()
+def replay(
+    files: Annotated[list[Path], typer.Argument(metavar="FILE.json", help="Exported histories.")],
+    fmt: ReportFormat = "md",
+    output: Output = None,
+) -> None:
+    """Replay exported histories offline (no server) and print their reviews."""
+    from starter.report import render
+    from starter.review import ReviewNotPossible, load_history_file, review_history
+
+    fmt = _check_format(fmt)
+    if output is not None and len(files) > 1 and fmt != "json":
+        fail("-o with several files needs --format json (one list); or review them one at a time", 2)
+
+    async def all_reviews() -> list[Any]:
+        return [await review_history(load_history_file(path), str(path)) for path in files]
+
+    try:
+        reviews = asyncio.run(all_reviews())
+    except ReviewNotPossible as err:
+        fail(str(err))
+    if fmt == "json" and len(reviews) > 1:
+        text = "[\n" + ",\n".join(r.model_dump_json(indent=2) for r in reviews) + "\n]\n"
+    else:
+        text = "\n---\n\n".join(render(r, fmt) for r in reviews)
+    _deliver_report(text, output)
+    unverified = [str(path) for path, r in zip(files, reviews) if not r.replay.verified]
+    for path, r in zip(files, reviews):
+        if not r.replay.verified:
+            typer.echo(f"escalate: {path}: {r.replay.message}", err=True)
+    if unverified:
+        raise typer.Exit(1)
 
 
 @policy_app.command("check")

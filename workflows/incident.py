@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         PriorityRequest,
         ReassignRequest,
         ResolveRequest,
+        SlaReasonRequest,
         SnoozeRequest,
         Status,
         TimelineEvent,
@@ -86,6 +87,9 @@ class IncidentWorkflow:
         self.request = request
         self.priority = request.priority
         self.snapshot: PolicySnapshot | None = None
+        self.policies_in_force: list[PolicySnapshot] = []
+        """Every policy this incident was under, in order (the review shows them)."""
+        self.sla_reason: str | None = None
         self.rejection: str | None = None
         self.state: Status = "triggered"
         self.tier = 1
@@ -119,7 +123,9 @@ class IncidentWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(self.rejection or "rejected", type="IncidentRejected", non_retryable=True)
 
-        self._record("triggered", tier=1, who=request.reporter, detail=f"[{self.priority}] {request.summary}")
+        self._record(
+            "triggered", tier=1, who=request.reporter, detail=f"[{self.priority}] {request.summary}", policy=self.policy.name
+        )
         self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows)
         self._start_tier(1, round=0, at=self.triggered_at)
         self._page("page")
@@ -146,6 +152,7 @@ class IncidentWorkflow:
         try:
             self.snapshot = await self._fetch_policy(name)
             self.snapshot.policy.windows_for(self.priority)
+            self.policies_in_force.append(self.snapshot)
         except ActivityError as err:
             self.rejection = _reason(err)
         except ValueError as err:
@@ -380,6 +387,7 @@ class IncidentWorkflow:
             self._stop_paging()
             previous = self.policy.name
             self.snapshot = snapshot
+            self.policies_in_force.append(snapshot)
             self.state = "triggered"
             self.acknowledged_by = None
             self.snoozed_until = None
@@ -392,6 +400,7 @@ class IncidentWorkflow:
                 tier=1,
                 who=request.by,
                 detail=f"from {previous} to {snapshot.name} (tier 1: {snapshot.tier_name(1)}): {request.reason}",
+                policy=snapshot.name,
             )
             self._page("page")
             self._update_reporter("customer_update")
@@ -479,6 +488,26 @@ class IncidentWorkflow:
             except ValueError as err:
                 raise Rejected(str(err)) from None
 
+    @workflow.update
+    async def explain_sla(self, request: SlaReasonRequest) -> IncidentStatus:
+        """Why the resolution SLA was missed, as the manager was asked when it was breached."""
+        await self._until_ready()
+        mark = len(self.timeline)
+        async with self.lock:
+            self._validate_explain_sla(request)
+            self.sla_reason = request.reason
+            self._record("sla_reason", tier=self.tier, who=request.by, detail=request.reason)
+            return self._status(since=mark)
+
+    @explain_sla.validator
+    def _validate_explain_sla(self, request: SlaReasonRequest) -> None:
+        if not self.sla_breached:
+            raise Rejected(
+                f"incident {self.request.key} has not breached its resolution SLA"
+                + (f" (resolve by {_clock_time(self.resolve_by)})" if self.resolve_by else " (it has none)")
+                + ": there is nothing to explain; use a note instead"
+            )
+
     @workflow.query(name="status")
     def get_status(self) -> IncidentStatus:
         return self._status()
@@ -545,9 +574,17 @@ class IncidentWorkflow:
         detail: str = "",
         channel: str | None = None,
         due_at: datetime | None = None,
+        policy: str | None = None,
     ) -> None:
         event = TimelineEvent(
-            at=workflow.now(), kind=kind, tier=tier, who=who, detail=detail, channel=channel, due_at=due_at
+            at=workflow.now(),
+            kind=kind,
+            tier=tier,
+            who=who,
+            detail=detail,
+            channel=channel,
+            due_at=due_at,
+            policy=policy,
         )
         self.timeline.append(event)
         workflow.logger.info(
@@ -792,6 +829,7 @@ class IncidentWorkflow:
             acknowledged_by=self.acknowledged_by,
             resolve_by=self.resolve_by,
             sla_breached=self.sla_breached,
+            sla_reason=self.sla_reason,
             timeline=self.timeline[since:],
             summary=self.request.summary,
             details=self.request.details,

@@ -69,6 +69,7 @@ EventKind = Literal[
     "woke",
     "priority_changed",
     "sla_breached",
+    "sla_reason",
     "unreachable",
     "resolved",
 ]
@@ -126,6 +127,8 @@ class TimelineEvent(_Model):
     channel: str | None = None
     due_at: datetime | None = None
     """When the step was due, for the steps a timer drives (reminders, escalations, SLA)."""
+    policy: str | None = None
+    """The policy the incident is under from this event on (on triggered and reassigned)."""
 
 
 class IncidentStatus(_Model):
@@ -142,6 +145,7 @@ class IncidentStatus(_Model):
     resolve_by: datetime | None
     sla_breached: bool
     timeline: list[TimelineEvent]
+    sla_reason: str | None = None
     summary: str = ""
     details: dict[str, Any] = Field(default_factory=dict)
     reporter: str | None = None
@@ -189,6 +193,11 @@ class SnoozeRequest(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     by: Who
     duration: Duration = Field(alias="for")
+
+
+class SlaReasonRequest(_Model):
+    by: Who
+    reason: Text
 
 
 class NoteRequest(_Model):
