@@ -177,7 +177,7 @@ def timeline_svg(review: Review, width: int = 960) -> str:
         if (stint.policy, stint.tier, stint.tier_name) not in lanes:
             lanes.append((stint.policy, stint.tier, stint.tier_name))
     label_width, lane_height, top = 220, 34, 24
-    plot = width - label_width - 20
+    plot = width - label_width - 30
     height = top + lane_height * max(len(lanes), 1) + 40
 
     def x(moment: datetime) -> float:
@@ -222,6 +222,22 @@ def timeline_svg(review: Review, width: int = 960) -> str:
             f'<rect x="{x1:.1f}" y="{y}" width="{max(x2 - x1, 2):.1f}" height="{lane_height - 16}" rx="3" '
             f'fill="{colour}" fill-opacity="0.35" stroke="{colour}"><title>{escape(title)}</title></rect>'
         )
+    owner_policy = policy
+    for index, event in enumerate(review.timeline):
+        if event.kind in ("triggered", "reassigned") and event.policy:
+            owner_policy = event.policy
+        if event.kind != "acknowledged" or (lane := lane_of(owner_policy, event.tier)) is None:
+            continue
+        # Owned by the acker from the ack until it changes hands or is resolved.
+        until = next(
+            (later.at for later in review.timeline[index + 1 :] if later.kind in ("resolved", "escalated", "reassigned", "snoozed")),
+            end,
+        )
+        cy = top + lane * lane_height + lane_height / 2
+        parts.append(
+            f'<line x1="{x(event.at):.1f}" y1="{cy:.1f}" x2="{x(until):.1f}" y2="{cy:.1f}" class="owned">'
+            f"<title>{escape(f'owned by {event.who} for {_span(until - event.at)}')}</title></line>"
+        )
     for event in review.timeline:
         if event.kind in ("triggered", "reassigned") and event.policy:
             policy = event.policy
@@ -239,15 +255,20 @@ def timeline_svg(review: Review, width: int = 960) -> str:
                 )
             elif event.kind in ("acknowledged", "escalated", "exhausted", "unreachable"):
                 mark = {"acknowledged": "✓ ack", "escalated": "▲", "exhausted": "✗ exhausted", "unreachable": "! unreachable"}
+                # Near the right edge the label runs leftwards, so that it stays on the page.
+                anchor = ' text-anchor="end"' if cx > width - 110 else ""
                 parts.append(
-                    f'<text x="{cx + 3:.1f}" y="{cy - 9:.1f}" class="mark {event.kind}">'
+                    f'<text x="{cx + (-3 if anchor else 3):.1f}" y="{cy - 9:.1f}" class="mark {event.kind}"{anchor}>'
                     f"{escape(mark[event.kind])}<title>{title}</title></text>"
                 )
         if event.kind in ("sla_breached", "resolved"):
             css = "breach" if event.kind == "sla_breached" else "resolved"
             label = "SLA breached" if event.kind == "sla_breached" else "resolved"
             parts.append(f'<line x1="{cx:.1f}" y1="{top}" x2="{cx:.1f}" y2="{axis_y}" class="{css}"><title>{title}</title></line>')
-            parts.append(f'<text x="{cx + 3:.1f}" y="{top - 6}" class="{css}-label">{label}</text>')
+            anchor = ' text-anchor="end"' if cx > width - 110 else ""
+            parts.append(
+                f'<text x="{cx + (-3 if anchor else 3):.1f}" y="{top - 6}" class="{css}-label"{anchor}>{label}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -262,7 +283,7 @@ table { border-collapse: collapse; width: 100%; } th, td { text-align: left; pad
 th { background: #fafafa; } td.detail { font-size: 12px; }
 svg.timeline { width: 100%; height: auto; border: 1px solid #ddd; }
 svg .lane { font-size: 12px; fill: #212121; } svg .tick { font-size: 10px; fill: #616161; }
-svg .grid { stroke: #e0e0e0; } svg .mark { font-size: 11px; font-weight: bold; }
+svg .grid { stroke: #e0e0e0; } svg .owned { stroke: #2e7d32; stroke-width: 3; stroke-dasharray: 6 3; } svg .mark { font-size: 11px; font-weight: bold; }
 svg .acknowledged { fill: #2e7d32; } svg .escalated { fill: #ef6c00; } svg .exhausted, svg .unreachable { fill: #c62828; }
 svg .breach { stroke: #c62828; stroke-dasharray: 4 3; stroke-width: 1.5; } svg .breach-label { font-size: 10px; fill: #c62828; }
 svg .resolved { stroke: #1565c0; stroke-width: 2; } svg .resolved-label { font-size: 10px; fill: #1565c0; }
@@ -308,7 +329,7 @@ def to_html(review: Review) -> str:
         f'<p class="verdict {verdict_class}">{escape(_verdict(review))}</p>'
         f"<table>{facts}</table>"
         f"<h2>Timeline</h2>{timeline_svg(review)}"
-        f'<p class="legend">Tier held until: {legend}</p>'
+        f'<p class="legend">Tier held until: {legend} <span>- - - owned by whoever acknowledged</span></p>'
         f"<h2>Who held it</h2>{_html_table(STINT_HEADER, [_stint_row(stint) for stint in review.stints])}"
         f"<h2>Policy in force</h2><ul>{policies}</ul>"
         f"<h2>Every event</h2>"
