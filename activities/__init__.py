@@ -10,9 +10,10 @@ from temporalio.exceptions import ApplicationError
 from activities.channels import Channel, EmailChannel, LogChannel, SlackChannel, SmtpSettings, WebhookChannel
 from activities.messages import TemplateProblem, Templates
 from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy
+from escalate.links import link_url, make_token
 from escalate.logs import get_logger
 from escalate.settings import Settings
-from workflows.model import LOAD_POLICY_ACTIVITY, LOG_CHANNEL, NOTIFY_ACTIVITY, Delivery, Notification, PolicyRef
+from workflows.model import LOAD_POLICY_ACTIVITY, LOG_CHANNEL, NOTIFY_ACTIVITY, REPORTER, Delivery, Notification, PolicyRef
 from workflows.policy import PolicySnapshot
 
 
@@ -50,6 +51,9 @@ class EscalationActivities:
         self.store = PolicyStore(settings.policy_dir)
         self.channels = build_channels(settings)
         self.templates = Templates(settings.template_dir)
+        self.link_secret = settings.link_secret.get_secret_value() if settings.link_secret else None
+        self.api_url = settings.api_url
+        self.link_ttl = settings.link_ttl
         self.templates.check()
         if not settings.webhook_secret:
             get_logger().warning("ESCALATE_WEBHOOK_SECRET is not set: webhooks are sent unsigned")
@@ -73,7 +77,7 @@ class EscalationActivities:
             how = _HOW_TO_CONFIGURE.get(note.channel, "not supported by this version")
             return Delivery(channel=note.channel, outcome="not_configured", detail=f"no {note.channel} channel on this worker ({how})")
         try:
-            message = self.templates.render(note)
+            message = self.templates.render(note, **self.links_for(note))
         except TemplateProblem as err:
             raise ApplicationError(str(err), type="PermanentDeliveryFailure", non_retryable=True) from None
         try:
@@ -88,6 +92,18 @@ class EscalationActivities:
             raise ApplicationError(reason, type="DeliveryFailed") from None
         log.debug("notification sent", outcome=delivery.outcome, idempotency_key=note.idempotency_key)
         return delivery
+
+    def links_for(self, note: Notification) -> dict[str, str]:
+        """One-click acknowledge/resolve links for responders, when links are configured."""
+        if self.link_secret is None or note.person == REPORTER or note.kind == "resolved":
+            return {}
+        links = {
+            f"{action}_link": link_url(self.api_url, make_token(self.link_secret, note.incident_key, action, note.person, self.link_ttl))
+            for action in ("ack", "resolve")
+        }
+        if note.kind not in ("page", "reminder", "escalated", "unreachable", "exhausted"):
+            links.pop("ack_link")
+        return links
 
     @property
     def all(self) -> list[object]:

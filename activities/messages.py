@@ -72,9 +72,11 @@ class Templates:
         except jinja2.TemplateSyntaxError as err:
             raise TemplateProblem(f"message template {err.filename or name}, line {err.lineno}: {err.message}") from None
 
-    def render(self, note: Notification) -> RenderedMessage:
+    def render(self, note: Notification, *, ack_link: str = "", resolve_link: str = "") -> RenderedMessage:
         template = self._template(f"{note.kind}.j2")
         variables = {
+            "ack_link": ack_link,
+            "resolve_link": resolve_link,
             "n": note,
             "tier": f"tier {note.tier} of {note.tier_count} ({note.tier_name})",
             "ack_command": f"escalate ack {note.incident_key} --by {note.person}",

@@ -7,12 +7,15 @@ profiles) are read by ``temporalio.envconfig`` in ``escalate.temporal``.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.durations import Duration
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICIES = REPO_ROOT / "examples" / "policies"
@@ -46,6 +49,15 @@ class Settings(BaseSettings):
     """A folder of message templates that override the built-in ones (same file names)."""
     api_token: SecretStr | None = None
     api_url: str = "http://127.0.0.1:8000"
+    """Where the HTTP API is reached (by the CLI, and in the links that messages carry)."""
+    link_secret: SecretStr | None = None
+    """Signs one-click acknowledge/resolve links; unset: messages carry no links."""
+    link_ttl: Duration = timedelta(hours=24)
+    """How long a one-click link stays usable."""
+    alertmanager_policy: str | None = None
+    """The policy for Alertmanager alerts without an ``escalate_policy`` label."""
+    alertmanager_priority: str = "P3"
+    """The priority for alerts with neither an ``escalate_priority`` nor a known ``severity`` label."""
     metrics_addr: str = "127.0.0.1:9464"
     task_queue: str = "escalations"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -51,7 +51,12 @@ from workflows.model import (
 
 
 class IncidentRejected(Exception):
-    """The incident (or its policy) refused the request; ``str()`` is the reason."""
+    """The incident (or its policy) refused the request; ``str()`` is the reason, ``field`` the
+    part of the request at fault when one is (``policy``, ``priority``)."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.field = field
 
 
 class InvalidRequest(ValueError):
@@ -78,6 +83,12 @@ def _innermost(err: BaseException) -> BaseException:
     while err.__cause__ is not None:
         err = err.__cause__
     return err
+
+
+def _field(err: BaseException) -> str | None:
+    inner = _innermost(err)
+    details = getattr(inner, "details", None) or ()
+    return str(details[0]) if details and isinstance(details[0], str) else None
 
 
 def _reason(err: BaseException) -> str:
@@ -142,7 +153,7 @@ class Escalations:
                     # Resolved a moment ago but not yet closed: once it closes, this key opens anew.
                     await asyncio.sleep(0.1 * 2**attempt)
                     continue
-                raise IncidentRejected(_reason(err)) from None
+                raise IncidentRejected(_reason(err), _field(err)) from None
             except RPCError as err:
                 self._raise_for_rpc(err, request.key)
         raise IncidentRejected(f"incident {request.key} is closing; try again in a moment")

@@ -391,19 +391,47 @@ def worker() -> None:
 
 
 @app.command()
-def dev(
-    port: Annotated[int, typer.Option(help="Temporal gRPC port.")] = 7233,
-    ui_port: Annotated[int, typer.Option(help="Temporal UI port.")] = 8233,
-    headless: Annotated[bool, typer.Option(help="Run without the Temporal UI.")] = False,
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """The embedded default: Temporal dev server (SQLite under ESCALATE_DATA_DIR), UI and worker."""
-    from escalate.devserver import DevServer, DevServerError
+    """Run the HTTP API against TEMPORAL_ADDRESS (OpenAPI docs at /docs)."""
     from escalate.logs import configure
-    from escalate.temporal import connect
-    from worker import run_worker
+    from starter.web import serve
 
     settings = get_settings()
     configure(settings)
+
+    async def main(stop: asyncio.Event) -> None:
+        try:
+            await serve(settings, host, port, stop)
+        except OSError as err:
+            fail(str(err))
+
+    _serve(main)
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Temporal gRPC port.")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal UI port.")] = 8233,
+    api_port: Annotated[int, typer.Option(help="HTTP API port.")] = 8000,
+    headless: Annotated[bool, typer.Option(help="Run without the Temporal UI.")] = False,
+) -> None:
+    """The embedded default: Temporal dev server (SQLite under ESCALATE_DATA_DIR), UI, worker and HTTP API."""
+    from escalate.devserver import DevServer, DevServerError, port_in_use
+    from escalate.logs import configure
+    from escalate.temporal import connect
+    from starter.api import Escalations
+    from starter.web import serve
+    from worker import run_worker
+
+    settings = get_settings()
+    if "ESCALATE_API_URL" not in os.environ:
+        settings = settings.model_copy(update={"api_url": f"http://127.0.0.1:{api_port}"})
+    configure(settings)
+    if port_in_use(api_port):
+        fail(f"port {api_port} is already in use: stop what is using it or choose another with --api-port", 1)
     server = DevServer(port=port, ui_port=ui_port, data_dir=settings.data_dir, headless=headless)
 
     async def main(stop: asyncio.Event) -> None:
@@ -422,13 +450,16 @@ def dev(
                     "escalate dev is running (Ctrl-C stops everything)",
                     f"  Temporal  {server.address}   data {server.database}",
                     f"  UI        {ui}",
+                    f"  API       http://127.0.0.1:{api_port}   docs http://127.0.0.1:{api_port}/docs",
                     f"  policies  {settings.policy_dir}",
                     "  try       escalate start --policy walkthrough --key demo-1 --priority P1 --summary 'Disk full on db-1'",
                 ]
             ),
             err=True,
         )
+        api = asyncio.create_task(serve(settings, "127.0.0.1", api_port, stop, Escalations(client, settings.task_queue)))
         await run_worker(client, settings, stop)
+        await api
 
     try:
         _serve(main)

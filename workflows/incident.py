@@ -76,8 +76,9 @@ class TierReach:
 class Rejected(ApplicationError):
     """An action the incident refuses; the message is the reason shown to the responder."""
 
-    def __init__(self, reason: str, *, kind: str = "Rejected") -> None:
-        super().__init__(reason, type=kind, non_retryable=True)
+    def __init__(self, reason: str, *, kind: str = "Rejected", field: str | None = None) -> None:
+        # The field of the request at fault, if one is (the HTTP API names it).
+        super().__init__(reason, *([field] if field else []), type=kind, non_retryable=True)
 
 
 @workflow.defn(name="Incident")
@@ -91,6 +92,7 @@ class IncidentWorkflow:
         """Every policy this incident was under, in order (the review shows them)."""
         self.sla_reason: str | None = None
         self.rejection: str | None = None
+        self.rejection_field: str | None = None
         self.state: Status = "triggered"
         self.tier = 1
         self.round = 0
@@ -155,8 +157,10 @@ class IncidentWorkflow:
             self.policies_in_force.append(self.snapshot)
         except ActivityError as err:
             self.rejection = _reason(err)
+            self.rejection_field = "policy"
         except ValueError as err:
             self.rejection = str(err)
+            self.rejection_field = "priority"
         if self.rejection is not None:
             self.snapshot = None
             workflow.logger.warning("incident rejected: %s", self.rejection)
@@ -526,7 +530,7 @@ class IncidentWorkflow:
     async def _until_ready(self) -> None:
         await workflow.wait_condition(lambda: self.snapshot is not None or self.rejection is not None)
         if self.rejection is not None:
-            raise Rejected(self.rejection)
+            raise Rejected(self.rejection, field=self.rejection_field)
 
     def _refuse_if_resolved(self, verb: str) -> None:
         if self.state == "resolved":
