@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
+from workflows.calendar import Calendar
 from workflows.policy import (
     Directory,
     Policy,
@@ -23,12 +24,19 @@ from workflows.policy import (
     Problem,
     Windows,
     Tier,
+    calendar_problem,
     contact_problems,
     directory_problems,
     snapshot,
 )
 
 DIRECTORY_FILE = "directory.yaml"
+CALENDARS_FILE = "calendars.yaml"
+NOT_POLICIES = {DIRECTORY_FILE, CALENDARS_FILE}
+
+
+class Calendars(RootModel[dict[str, Calendar]]):
+    """``calendars.yaml``: named business-hours calendars that policies refer to."""
 
 _FIELD_EXAMPLES = {
     "policy": "policy: payments",
@@ -273,6 +281,7 @@ def _validate(document: _Document, model: type[BaseModel], kind: str) -> Any:
 
 
 _EMPTY_HINT = {
+    "calendars": 'calendars.yaml names calendars, e.g. uk-office: {timezone: Europe/London, hours: {mon-fri: "09:00-17:00"}}',
     "policy": "a policy needs policy:, manager:, windows: and tiers: (see examples/policies/)",
     "directory": "a directory lists people: (and optionally teams:), e.g. people: {alice: {email: alice@example.com}}",
 }
@@ -325,7 +334,7 @@ class PolicyStore:
             path
             for pattern in ("*.yaml", "*.yml")
             for path in self.folder.glob(pattern)
-            if path.name != DIRECTORY_FILE
+            if path.name not in NOT_POLICIES
         )
 
     def directory(self) -> Directory:
@@ -349,6 +358,16 @@ class PolicyStore:
             raise PolicyError(_located(document, problems))
         return directory
 
+    def calendars(self) -> dict[str, Calendar]:
+        """The named calendars of ``calendars.yaml`` (none when there is no such file)."""
+        path = self.folder / CALENDARS_FILE
+        if not path.exists():
+            return {}
+        document = _read(path)
+        if document.data is None:
+            return {}
+        return _validate(document, Calendars, "calendars").root
+
     def load(self, name: str) -> PolicySnapshot:
         """The snapshot of one policy; UnknownPolicy or PolicyError when it cannot be had."""
         unreadable: list[str] = []
@@ -368,10 +387,13 @@ class PolicyStore:
                 continue
             policy = _validate(document, Policy, "policy")
             directory = self.directory()
+            calendars = self.calendars()
             problems = contact_problems(policy, directory)
+            if (problem := calendar_problem(policy, calendars)) is not None:
+                problems.append(problem)
             if problems:
                 raise PolicyError(_located(document, problems))
-            return snapshot(policy, directory, source=str(path))
+            return snapshot(policy, directory, source=str(path), calendars=calendars)
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         known = ", ".join(sorted(names)) or "none"
@@ -393,7 +415,7 @@ def check_paths(paths: list[Path]) -> CheckReport:
             files = PolicyStore(target).policy_files()
             folder = target
         elif target.exists():
-            files = [] if target.name == DIRECTORY_FILE else [target]
+            files = [] if target.name in NOT_POLICIES else [target]
             folder = target.parent
         else:
             report.problems.append(FileProblem(str(target), None, "", "no such file or folder"))
@@ -407,6 +429,13 @@ def check_paths(paths: list[Path]) -> CheckReport:
             report.problems.extend(err.problems)
             if not directory_path.exists():
                 directory = Directory()  # nobody is known: every owner is reported where it is used
+        calendars: dict[str, Calendar] | None = None
+        if (folder / CALENDARS_FILE).exists():
+            try:
+                calendars = PolicyStore(folder).calendars()
+                report.checked.append(str(folder / CALENDARS_FILE))
+            except PolicyError as err:
+                report.problems.extend(err.problems)
         seen: dict[str, str] = {}
         for path in files:
             report.checked.append(str(path))
@@ -434,5 +463,8 @@ def check_paths(paths: list[Path]) -> CheckReport:
             seen[policy.policy] = str(path)
             if directory is not None:
                 report.problems.extend(_located(document, contact_problems(policy, directory)))
+            problem = calendar_problem(policy, calendars or {}) if calendars is not None or not (folder / CALENDARS_FILE).exists() else None
+            if problem is not None:
+                report.problems.extend(_located(document, [problem]))
     report.problems.sort(key=lambda problem: (problem.file, problem.line or 0))
     return report

@@ -43,8 +43,10 @@ from workflows.model import (
     PriorityRequest,
     ReassignRequest,
     ResolveRequest,
+    ResumeRequest,
     SlaReasonRequest,
     SnoozeRequest,
+    WaitRequest,
     TriggerResult,
     workflow_id,
 )
@@ -105,6 +107,8 @@ _VERBS = {
     "note": "take notes",
     "set_priority": "change priority",
     "explain_sla": "take an SLA reason",
+    "wait_on_customer": "wait on the customer",
+    "resume": "be resumed",
 }
 
 _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
@@ -177,6 +181,14 @@ class Escalations:
 
     async def add_note(self, key: str, *, by: str, text: str) -> IncidentStatus:
         return await self._update(key, IncidentWorkflow.note, NoteRequest, by=by, text=text)
+
+    async def wait_on_customer(self, key: str, *, by: str, reason: str) -> IncidentStatus:
+        """Waiting on the customer: escalation and the SLA clock stop until ``resume``."""
+        return await self._update(key, IncidentWorkflow.wait_on_customer, WaitRequest, by=by, reason=reason)
+
+    async def resume(self, key: str, *, by: str, note: str | None = None) -> IncidentStatus:
+        """The customer answered: the clocks run again with the time they had left."""
+        return await self._update(key, IncidentWorkflow.resume, ResumeRequest, by=by, note=note)
 
     async def explain_sla(self, key: str, *, by: str, reason: str) -> IncidentStatus:
         """Record why the resolution SLA was missed (shown in status and the review)."""

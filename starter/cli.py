@@ -85,6 +85,8 @@ def print_status(status: IncidentStatus) -> None:
         lines.append(f"  escalates {_time(status.next_escalation_at)}")
     if status.snoozed_until:
         lines.append(f"  snoozed   until {_time(status.snoozed_until)}")
+    if status.waiting_since:
+        lines.append(f"  waiting   on the customer since {_time(status.waiting_since)} (clocks stopped)")
     if status.resolve_by:
         sla = "BREACHED" if status.sla_breached else ("met" if status.status == "resolved" else "on track")
         lines.append(f"  resolve   by {_time(status.resolve_by)} ({sla})")
@@ -198,6 +200,20 @@ def note(key: Key, text: Annotated[str, typer.Argument(help="The note.")], by: B
 def priority(key: Key, new_priority: Annotated[str, typer.Argument(metavar="PRIORITY", help="P1…P5.")], by: By, as_json: AsJson = False) -> None:
     """Change the priority; the current window and the resolution SLA count again from now."""
     emit(_run(lambda e: e.set_priority(key, priority=new_priority, by=by)), as_json, f"{key} is now {new_priority.upper()}")
+
+
+@app.command("wait")
+def wait_on_customer(
+    key: Key, by: By, reason: Annotated[str, typer.Option(help="What the customer was asked.")], as_json: AsJson = False
+) -> None:
+    """Waiting on the customer: escalation and the SLA clock stop until `escalate resume`."""
+    emit(_run(lambda e: e.wait_on_customer(key, by=by, reason=reason)), as_json, f"{key} is waiting on the customer")
+
+
+@app.command()
+def resume(key: Key, by: By, note: Annotated[str | None, typer.Option(help="What the customer said.")] = None, as_json: AsJson = False) -> None:
+    """The customer answered: the clocks run again with the time they had left."""
+    emit(_run(lambda e: e.resume(key, by=by, note=note)), as_json, f"resumed {key}")
 
 
 @app.command("sla-reason")

@@ -8,6 +8,7 @@ replay-safe) the review says so and names the event where the two part ways.
 
 from __future__ import annotations
 
+import logging
 import re
 import statistics
 from collections import Counter
@@ -20,6 +21,13 @@ from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import (
     ExecuteWorkflowInput,
@@ -67,7 +75,35 @@ class _CaptureInterceptor(Interceptor):
         return _CaptureInstance
 
 
-_DIVERGENCE = re.compile(r"HistoryEvent\(id: (\d+), (\w+)\)|event (?:id )?(\d+)", re.IGNORECASE)
+_DIVERGENCE = [
+    # "… does not handle this event: HistoryEvent(id: 62, ActivityTaskScheduled)"
+    re.compile(r"HistoryEvent\(id: (\d+), (\w+)\)"),
+    # "History is out of order. Last processed event: 47, event id: 49": the second one
+    re.compile(r"event id:? (\d+)()", re.IGNORECASE),
+    re.compile(r"event (\d+)()", re.IGNORECASE),
+]
+_CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+"""The core SDK's own words inside the Rust ``Failure { failure: Some(Failure { message: "…"``."""
+
+_replay_runtime: Runtime | None = None
+
+
+def _runtime() -> Runtime:
+    """A runtime for replays whose core logs go to Python logging, never to stdout (the core's
+    console logger writes to stdout, which is where ``escalate replay --format json`` prints its
+    report). A replay failure is already in the review, so the core's warning about it is dropped."""
+    global _replay_runtime
+    if _replay_runtime is None:
+        _replay_runtime = Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"),
+                    forwarding=LogForwardingConfig(logger=logging.getLogger("escalate.replay")),
+                ),
+                metrics=None,
+            )
+        )
+    return _replay_runtime
 
 
 def _describe_event(history: WorkflowHistory, event_id: int) -> str:
@@ -92,6 +128,7 @@ async def replay(
         workflows=workflows or [IncidentWorkflow],
         data_converter=pydantic_data_converter,
         interceptors=[_CaptureInterceptor()],
+        runtime=_runtime(),
     )
     _CAPTURED.pop(history.workflow_id, None)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -99,11 +136,12 @@ async def replay(
     if result.replay_failure is None:
         return ReplayCheck(verified=True, message="the recorded history replays with today's code"), instance
     text = str(result.replay_failure)
-    match = _DIVERGENCE.search(text)
-    event_id = int(match.group(1) or match.group(3)) if match else None
+    match = next((found for pattern in _DIVERGENCE if (found := pattern.search(text))), None)
+    event_id = int(match.group(1)) if match else None
     event_type = match.group(2) if match and match.group(2) else None
     where = f" at {_describe_event(history, event_id)}" if event_id else ""
-    first_line = text.splitlines()[0] if text else type(result.replay_failure).__name__
+    core = _CORE_MESSAGE.search(text)
+    first_line = core.group(1) if core else (text.splitlines()[0] if text else type(result.replay_failure).__name__)
     message = (
         f"the recorded history does NOT replay with today's workflow code: it diverges{where}. "
         f"The code has changed in a way that is not replay-safe (guard such changes with workflow.patched). "

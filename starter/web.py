@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError, RPCStatusCode
 
 from escalate.links import LinkError, read_token
 from escalate.logs import get_logger
@@ -87,6 +88,16 @@ class NoteBody(_Body):
 class PriorityBody(_Body):
     by: Who
     priority: Priority
+
+
+class WaitBody(_Body):
+    by: Who
+    reason: Text
+
+
+class ResumeBody(_Body):
+    by: Who
+    note: str | None = None
 
 
 class SlaReasonBody(_Body):
@@ -252,6 +263,12 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
             )
         raise err
 
+    async def connected() -> Escalations:
+        try:
+            return await temporal()
+        except TemporalUnavailable as err:
+            raise translate(err) from None
+
     async def call(work: Any, key: str = "") -> Any:
         try:
             return await work(await temporal())
@@ -318,6 +335,15 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
     async def set_priority(key: str, body: PriorityBody, _: Authorised) -> IncidentStatus:
         return await act(key, lambda e: e.set_priority(key, priority=body.priority, by=body.by))
 
+    @app.post("/v1/incidents/{key}/wait", response_model=IncidentStatus, tags=["responders"])
+    async def wait_on_customer(key: str, body: WaitBody, _: Authorised) -> IncidentStatus:
+        """Waiting on the customer: escalation and the SLA clock stop until /resume."""
+        return await act(key, lambda e: e.wait_on_customer(key, by=body.by, reason=body.reason))
+
+    @app.post("/v1/incidents/{key}/resume", response_model=IncidentStatus, tags=["responders"])
+    async def resume(key: str, body: ResumeBody, _: Authorised) -> IncidentStatus:
+        return await act(key, lambda e: e.resume(key, by=body.by, note=body.note))
+
     @app.post("/v1/incidents/{key}/sla-reason", response_model=IncidentStatus, tags=["responders"])
     async def sla_reason(key: str, body: SlaReasonBody, _: Authorised) -> IncidentStatus:
         return await act(key, lambda e: e.explain_sla(key, by=body.by, reason=body.reason))
@@ -328,11 +354,15 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
         from starter.report import render
         from starter.review import ReviewNotPossible, review_incident
 
-        client = (await temporal()).client
+        client = (await connected()).client
         try:
             report = await review_incident(client, key)
         except ReviewNotPossible as err:
             raise Problem(404, "No such incident", str(err)) from None
+        except RPCError as err:
+            if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise translate(TemporalUnavailable(f"Temporal is unavailable: {err.message}")) from None
+            raise
         fmt = format or ("html" if "text/html" in request.headers.get("accept", "") else "json")
         media = {"json": "application/json", "md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8"}[fmt]
         return Response(render(report, fmt), media_type=media)
@@ -391,7 +421,7 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
         if payload.version != "4":
             raise Problem(422, "Unsupported payload", f"webhook payload version {payload.version!r}: this endpoint takes version 4")
         outcome: dict[str, list[Any]] = {"opened": [], "joined": [], "resolved": [], "already_closed": [], "errors": []}
-        escalations = await temporal()
+        escalations = await connected()
         for alert in payload.alerts:
             key = f"am-{alert.fingerprint}"
             try:

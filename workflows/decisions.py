@@ -12,6 +12,13 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from workflows.calendar import (
+    Calendar,
+    add_business_time,
+    add_open_time,
+    open_time_between,
+    subtract_business_time,
+)
 from workflows.policy import Windows
 
 
@@ -33,15 +40,32 @@ class Position(NamedTuple):
     round: int
 
 
-def clock_for_tier(tier: int, round: int, started_at: datetime, windows: Windows) -> TierClock:
-    offset = windows.reminder_offset()
-    return TierClock(
-        tier=tier,
-        round=round,
-        started_at=started_at,
-        remind_at=started_at + offset if offset is not None else None,
-        deadline=started_at + windows.ack_within,
-    )
+def _business(windows: Windows, calendar: Calendar | None) -> Calendar | None:
+    return calendar if windows.business_time else None
+
+
+def later_by(start: datetime, amount: timedelta, windows: Windows, calendar: Calendar | None = None) -> datetime:
+    """``start`` plus ``amount``, counted in business time when the windows say so."""
+    business = _business(windows, calendar)
+    return add_business_time(business, start, amount) if business else start + amount
+
+
+def clock_for_tier(
+    tier: int, round: int, started_at: datetime, windows: Windows, calendar: Calendar | None = None
+) -> TierClock:
+    deadline = later_by(started_at, windows.ack_within, windows, calendar)
+    business = _business(windows, calendar)
+    if windows.remind_at is not None:
+        remind_at: datetime | None = later_by(started_at, windows.remind_at, windows, calendar)
+    elif windows.remind_before is not None:
+        remind_at = (
+            subtract_business_time(business, deadline, windows.remind_before)
+            if business
+            else deadline - windows.remind_before
+        )
+    else:
+        remind_at = None
+    return TierClock(tier=tier, round=round, started_at=started_at, remind_at=remind_at, deadline=deadline)
 
 
 def next_position(tier: int, round: int, tier_count: int, repeat: int) -> Position | None:
@@ -75,8 +99,71 @@ def window_ended(clock: TierClock, now: datetime) -> bool:
     return clock.deadline <= now
 
 
-def resolve_by(started_at: datetime, windows: Windows) -> datetime | None:
-    return started_at + windows.resolve_within if windows.resolve_within is not None else None
+def resolve_by(started_at: datetime, windows: Windows, calendar: Calendar | None = None) -> datetime | None:
+    if windows.resolve_within is None:
+        return None
+    return later_by(started_at, windows.resolve_within, windows, calendar)
+
+
+class Pause(BaseModel):
+    """The clocks stopped while waiting on the customer: what was left of each."""
+
+    model_config = ConfigDict(frozen=True)
+
+    since: datetime
+    window_left: timedelta | None
+    reminder_left: timedelta | None
+    sla_left: timedelta | None
+
+
+def _left(start: datetime, until: datetime | None, business: Calendar | None) -> timedelta | None:
+    if until is None:
+        return None
+    if business:
+        return open_time_between(business, start, until)
+    return max(until - start, timedelta(0))
+
+
+def pause_clocks(
+    clock: TierClock | None,
+    sla_deadline: datetime | None,
+    sla_already_breached: bool,
+    at: datetime,
+    windows: Windows,
+    calendar: Calendar | None = None,
+) -> Pause:
+    """Stop the escalation and SLA clocks; what is left of each is kept for the resume."""
+    business = _business(windows, calendar)
+    reminder = clock.remind_at if clock is not None and not clock.reminded else None
+    return Pause(
+        since=at,
+        window_left=_left(at, clock.deadline, business) if clock is not None else None,
+        reminder_left=_left(at, reminder, business) if reminder is not None and reminder > at else None,
+        sla_left=None if sla_already_breached else _left(at, sla_deadline, business),
+    )
+
+
+def resume_clocks(
+    pause: Pause, clock: TierClock | None, at: datetime, windows: Windows, calendar: Calendar | None = None
+) -> tuple[TierClock | None, datetime | None]:
+    """Restart the clocks with the time they had left: the tier's clock (if it was running) and
+    the resolution deadline (None if it had none or was already breached)."""
+    business = _business(windows, calendar)
+
+    def after(left: timedelta | None) -> datetime | None:
+        if left is None:
+            return None
+        return add_open_time(business, at, left) if business else at + left
+
+    resumed = None
+    if clock is not None and pause.window_left is not None:
+        deadline = after(pause.window_left)
+        assert deadline is not None
+        remind_at = after(pause.reminder_left)
+        resumed = clock.model_copy(
+            update={"deadline": deadline, "remind_at": remind_at, "reminded": clock.reminded or remind_at is None}
+        )
+    return resumed, after(pause.sla_left)
 
 
 def sla_breached(deadline: datetime | None, already_breached: bool, now: datetime) -> bool:

@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         ReassignRequest,
         ResolveRequest,
         SlaReasonRequest,
+        WaitRequest,
+        ResumeRequest,
         SnoozeRequest,
         Status,
         TimelineEvent,
@@ -102,6 +104,10 @@ class IncidentWorkflow:
         self.resolve_by: datetime | None = None
         self.sla_breached = False
         self.snoozed_until: datetime | None = None
+        self.pause: decisions.Pause | None = None
+        """Set while waiting on the customer: the escalation and SLA clocks are stopped."""
+        self.paused_clock: TierClock | None = None
+        self.status_before_wait: Status = "triggered"
         self.acknowledged_by: str | None = None
         self.acknowledged_at: datetime | None = None
         self.resolved_by: str | None = None
@@ -128,7 +134,7 @@ class IncidentWorkflow:
         self._record(
             "triggered", tier=1, who=request.reporter, detail=f"[{self.priority}] {request.summary}", policy=self.policy.name
         )
-        self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows)
+        self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows, self.policy.calendar)
         self._start_tier(1, round=0, at=self.triggered_at)
         self._page("page")
         self._update_reporter("customer_update")
@@ -142,7 +148,7 @@ class IncidentWorkflow:
                 self._remind()
             while self.clock is not None and decisions.window_ended(self.clock, now):
                 self._escalate_on_timeout()
-            if decisions.sla_breached(self.resolve_by, self.sla_breached, now):
+            if decisions.sla_breached(self._running_sla(), self.sla_breached, now):
                 self._breach_sla()
 
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -193,11 +199,15 @@ class IncidentWorkflow:
             pass
 
     def _next_wakeup(self) -> datetime | None:
-        return decisions.next_wakeup(self.clock, self.resolve_by, self.sla_breached, self.snoozed_until)
+        return decisions.next_wakeup(self.clock, self._running_sla(), self.sla_breached, self.snoozed_until)
+
+    def _running_sla(self) -> datetime | None:
+        """The resolution deadline, unless its clock is stopped (waiting on the customer)."""
+        return None if self.pause is not None else self.resolve_by
 
     def _start_tier(self, tier: int, *, round: int, at: datetime) -> None:
         self.tier, self.round = tier, round
-        self.clock = decisions.clock_for_tier(tier, round, at, self.windows)
+        self.clock = decisions.clock_for_tier(tier, round, at, self.windows, self.policy.calendar)
 
     def _remind(self) -> None:
         assert self.clock is not None
@@ -298,7 +308,11 @@ class IncidentWorkflow:
         async with self.lock:
             self._validate_acknowledge(request)
             self._stop_paging()
-            self.state = "acknowledged"
+            if self.state == "waiting":
+                # Still waiting on the customer; when it resumes, nothing escalates any more.
+                self.status_before_wait, self.paused_clock = "acknowledged", None
+            else:
+                self.state = "acknowledged"
             self.acknowledged_by, self.acknowledged_at = request.by, workflow.now()
             self.clock = None
             self.snoozed_until = None
@@ -309,7 +323,7 @@ class IncidentWorkflow:
     @acknowledge.validator
     def _validate_acknowledge(self, request: AckRequest) -> None:
         self._refuse_if_resolved("acknowledged")
-        if self.state == "acknowledged":
+        if self.state == "acknowledged" or (self.state == "waiting" and self.status_before_wait == "acknowledged"):
             raise Rejected(
                 f"incident {self.request.key} is already acknowledged by {self.acknowledged_by} "
                 f"at {_clock_time(self.acknowledged_at)}"
@@ -323,6 +337,7 @@ class IncidentWorkflow:
             self._validate_resolve(request)
             self._stop_paging()
             self.state = "resolved"
+            self.pause, self.paused_clock = None, None
             self.resolved_by, self.resolved_at, self.resolution = request.by, workflow.now(), request.resolution
             self.clock = None
             self.snoozed_until = None
@@ -344,6 +359,8 @@ class IncidentWorkflow:
             self._validate_escalate(request)
             target = decisions.manual_escalation_target(self.tier, self.policy.tier_count)
             assert target is not None
+            if self.pause is not None:
+                self._end_wait()
             self._stop_paging()
             self.tried.append(self._tier_phrase(self.tier, held=self._held_so_far()))
             was = self.tier
@@ -397,7 +414,7 @@ class IncidentWorkflow:
             self.snoozed_until = None
             self.exhausted = False
             self.tried = []
-            self.resolve_by = decisions.resolve_by(self.triggered_at, windows)
+            self.resolve_by = decisions.resolve_by(self.triggered_at, windows, snapshot.calendar)
             self._start_tier(1, round=0, at=workflow.now())
             self._record(
                 "reassigned",
@@ -414,6 +431,7 @@ class IncidentWorkflow:
     @reassign.validator
     def _validate_reassign(self, request: ReassignRequest) -> None:
         self._refuse_if_resolved("reassigned")
+        self._refuse_if_waiting("reassigned")
         if self.snapshot is not None and request.policy == self.policy.name:
             raise Rejected(f"incident {self.request.key} is already on policy {request.policy}")
 
@@ -439,11 +457,64 @@ class IncidentWorkflow:
     @snooze.validator
     def _validate_snooze(self, request: SnoozeRequest) -> None:
         self._refuse_if_resolved("snoozed")
+        self._refuse_if_waiting("snoozed")
         if not timedelta(0) < request.duration <= MAX_SNOOZE:
             raise Rejected(
                 f"cannot snooze for {format_duration(request.duration)}: "
                 f"give a duration between 1s and {format_duration(MAX_SNOOZE)}, e.g. --for 2h"
             )
+
+    @workflow.update
+    async def wait_on_customer(self, request: WaitRequest) -> IncidentStatus:
+        """Waiting on the customer: escalation and the resolution SLA stop until it resumes."""
+        await self._until_ready()
+        mark = len(self.timeline)
+        async with self.lock:
+            self._validate_wait_on_customer(request)
+            self._stop_paging()
+            now = workflow.now()
+            self.pause = decisions.pause_clocks(
+                self.clock, self.resolve_by, self.sla_breached, now, self.windows, self.policy.calendar
+            )
+            self.paused_clock = self.clock
+            self.status_before_wait = self.state
+            self.state = "waiting"
+            self.clock = None
+            self._record("waiting", tier=self.tier, who=request.by, detail=request.reason)
+            self._changed()
+            return self._status(since=mark)
+
+    @wait_on_customer.validator
+    def _validate_wait_on_customer(self, request: WaitRequest) -> None:
+        self._refuse_if_resolved("put on hold")
+        if self.state == "waiting":
+            raise Rejected(f"incident {self.request.key} is already waiting on the customer")
+        if self.state == "snoozed":
+            raise Rejected(f"incident {self.request.key} is snoozed until {_clock_time(self.snoozed_until)}: it cannot wait on the customer as well")
+
+    @workflow.update
+    async def resume(self, request: ResumeRequest) -> IncidentStatus:
+        """The customer answered: the clocks run again with the time they had left."""
+        await self._until_ready()
+        mark = len(self.timeline)
+        async with self.lock:
+            self._validate_resume(request)
+            waited = workflow.now() - self.pause.since if self.pause else timedelta(0)
+            self._end_wait()
+            parts = [f"after waiting {format_duration(waited)}"]
+            if self.clock is not None:
+                parts.append(f"escalates at {_clock_time(self.clock.deadline)}")
+            if self.resolve_by is not None and not self.sla_breached:
+                parts.append(f"resolve by {_clock_time(self.resolve_by)}")
+            self._record("resumed", tier=self.tier, who=request.by, detail="; ".join(parts) + (f": {request.note}" if request.note else ""))
+            self._changed()
+            return self._status(since=mark)
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        self._refuse_if_resolved("resumed")
+        if self.state != "waiting":
+            raise Rejected(f"incident {self.request.key} is not waiting on the customer (it is {self.state})")
 
     @workflow.update
     async def note(self, request: NoteRequest) -> IncidentStatus:
@@ -470,7 +541,7 @@ class IncidentWorkflow:
             now = workflow.now()
             if self.clock is not None:
                 self._start_tier(self.tier, round=self.round, at=now)
-            self.resolve_by = decisions.resolve_by(now, self.windows)
+            self.resolve_by = decisions.resolve_by(now, self.windows, self.policy.calendar)
             resolve_note = f", resolve by {_clock_time(self.resolve_by)}" if self.resolve_by else ""
             self._record(
                 "priority_changed",
@@ -484,6 +555,7 @@ class IncidentWorkflow:
     @set_priority.validator
     def _validate_set_priority(self, request: PriorityRequest) -> None:
         self._refuse_if_resolved("given a new priority")
+        self._refuse_if_waiting("given a new priority")
         if request.priority == self.priority:
             raise Rejected(f"incident {self.request.key} is already {self.priority}")
         if self.snapshot is not None:
@@ -539,6 +611,25 @@ class IncidentWorkflow:
                 f"{_clock_time(self.resolved_at)}): it cannot be {verb}",
                 kind="AlreadyResolved",
             )
+
+    def _refuse_if_waiting(self, verb: str) -> None:
+        if self.state == "waiting":
+            raise Rejected(
+                f"incident {self.request.key} is waiting on the customer (since "
+                f"{_clock_time(self.pause.since if self.pause else None)}): resume it first, then it can be {verb}"
+            )
+
+    def _end_wait(self) -> None:
+        """Start the stopped clocks again with the time they had left."""
+        assert self.pause is not None
+        clock, resolve_by = decisions.resume_clocks(
+            self.pause, self.paused_clock, workflow.now(), self.windows, self.policy.calendar
+        )
+        if self.pause.sla_left is not None:  # else there is none, or it was breached already
+            self.resolve_by = resolve_by
+        self.state = self.status_before_wait
+        self.clock = clock if self.state == "triggered" else None
+        self.pause, self.paused_clock = None, None
 
     def _changed(self) -> None:
         self.revision += 1
@@ -844,6 +935,7 @@ class IncidentWorkflow:
             next_reminder_at=clock.remind_at if clock and not clock.reminded else None,
             next_escalation_at=clock.deadline if clock else None,
             snoozed_until=self.snoozed_until,
+            waiting_since=self.pause.since if self.pause else None,
             occurrences=self.occurrences,
             triggered_at=self.triggered_at,
             resolved_at=self.resolved_at,

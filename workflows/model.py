@@ -53,7 +53,7 @@ def _check_email(value: str) -> str:
 Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 
-Status = Literal["triggered", "acknowledged", "snoozed", "resolved"]
+Status = Literal["triggered", "acknowledged", "snoozed", "waiting", "resolved"]
 EventKind = Literal[
     "triggered",
     "repeated",
@@ -67,6 +67,8 @@ EventKind = Literal[
     "reassigned",
     "snoozed",
     "woke",
+    "waiting",
+    "resumed",
     "priority_changed",
     "sla_breached",
     "sla_reason",
@@ -155,6 +157,8 @@ class IncidentStatus(_Model):
     next_reminder_at: datetime | None = None
     next_escalation_at: datetime | None = None
     snoozed_until: datetime | None = None
+    waiting_since: datetime | None = None
+    """Set while waiting on the customer: escalation and the SLA clock are stopped."""
     occurrences: int = 1
     triggered_at: datetime | None = None
     resolved_at: datetime | None = None
@@ -198,6 +202,16 @@ class SnoozeRequest(_Model):
 class SlaReasonRequest(_Model):
     by: Who
     reason: Text
+
+
+class WaitRequest(_Model):
+    by: Who
+    reason: Text
+
+
+class ResumeRequest(_Model):
+    by: Who
+    note: str | None = None
 
 
 class NoteRequest(_Model):

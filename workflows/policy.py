@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from workflows.calendar import Calendar
 from workflows.durations import Duration, format_duration
 
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
@@ -87,6 +88,8 @@ class Windows(_Strict):
     remind_before: Duration | None = None
     remind_at: Duration | None = None
     resolve_within: Duration | None = None
+    business_time: bool = False
+    """Count these windows in the policy's calendar: days as business days, hours as open time."""
 
     @field_validator("ack_within")
     @classmethod
@@ -176,6 +179,20 @@ class Policy(_Strict):
     windows: dict[Priority, Windows] = Field(min_length=1)
     tiers: list[Tier] = Field(min_length=1)
     repeat: int = Field(default=0, ge=0, le=100)
+    calendar: str | Calendar | None = None
+    """Business hours for windows with ``business_time: true``: the name of a calendar in
+    ``calendars.yaml`` beside the policies, or a calendar written here."""
+
+    @model_validator(mode="after")
+    def _calendar_for_business_time(self) -> Policy:
+        business = [priority for priority, windows in self.windows.items() if windows.business_time]
+        if business and self.calendar is None:
+            raise ValueError(
+                f"windows.{business[0]}.business_time is true but the policy has no calendar: add "
+                "calendar: <a name from calendars.yaml>, or write one here, e.g. calendar: "
+                '{timezone: Europe/London, hours: {mon-fri: "09:00-17:00"}}'
+            )
+        return self
 
     @field_validator("windows", mode="before")
     @classmethod
@@ -359,6 +376,8 @@ class PolicySnapshot(_Strict):
     people: dict[str, Person]
     tier_people: list[list[str]]
     source: str = ""
+    calendar: Calendar | None = None
+    """The policy's business-hours calendar, resolved from ``calendars.yaml`` when named."""
 
     @property
     def name(self) -> str:
@@ -375,9 +394,29 @@ class PolicySnapshot(_Strict):
         return len(self.policy.tiers)
 
 
-def snapshot(policy: Policy, directory: Directory, source: str = "") -> PolicySnapshot:
-    """Expand ``team:`` owners to their members (each person once per tier, in written order)."""
+def calendar_problem(policy: Policy, calendars: dict[str, Calendar]) -> Problem | None:
+    """A calendar named by the policy must be one of ``calendars.yaml``."""
+    if isinstance(policy.calendar, str) and policy.calendar not in calendars:
+        known = sorted(calendars)
+        return Problem(
+            path="calendar",
+            message=(
+                f"unknown calendar {policy.calendar!r}: {_suggest(policy.calendar, known)}add it to calendars.yaml "
+                f"beside the policies, or use one of {', '.join(known) or '(calendars.yaml defines none)'}"
+            ),
+        )
+    return None
+
+
+def snapshot(
+    policy: Policy, directory: Directory, source: str = "", calendars: dict[str, Calendar] | None = None
+) -> PolicySnapshot:
+    """Expand ``team:`` owners to their members (each person once per tier, in written order),
+    and resolve a named calendar."""
+    calendars = calendars or {}
     problems = contact_problems(policy, directory) + directory_problems(directory)
+    if (problem := calendar_problem(policy, calendars)) is not None:
+        problems.append(problem)
     if problems:
         raise ValueError("; ".join(f"{p.path}: {p.message}" for p in problems))
     tier_people: list[list[str]] = []
@@ -393,4 +432,5 @@ def snapshot(policy: Policy, directory: Directory, source: str = "") -> PolicySn
         tier_people.append(names)
     involved = {name for names in tier_people for name in names} | {policy.manager}
     people = {name: directory.people[name] for name in sorted(involved)}
-    return PolicySnapshot(policy=policy, people=people, tier_people=tier_people, source=source)
+    calendar = calendars[policy.calendar] if isinstance(policy.calendar, str) else policy.calendar
+    return PolicySnapshot(policy=policy, people=people, tier_people=tier_people, source=source, calendar=calendar)
