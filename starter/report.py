@@ -316,7 +316,7 @@ def to_html(review: Review) -> str:
     verdict_class = "ok" if review.replay.verified else "bad"
     facts = "".join(f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in _facts(review))
     legend = "".join(
-        f'<span><svg width="12" height="12"><rect width="12" height="12" fill="{colour}" fill-opacity="0.5"/></svg> '
+        f'<span><svg xmlns="http://www.w3.org/2000/svg" width="12" height="12"><rect width="12" height="12" fill="{colour}" fill-opacity="0.5"/></svg> '
         f"{escape(name)}</span>"
         for name, colour in _STINT_COLOURS.items()
     )

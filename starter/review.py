@@ -142,10 +142,13 @@ async def replay(
     where = f" at {_describe_event(history, event_id)}" if event_id else ""
     core = _CORE_MESSAGE.search(text)
     first_line = core.group(1) if core else (text.splitlines()[0] if text else type(result.replay_failure).__name__)
+    if "nondeterminism" in text.lower():
+        why = "The code has changed in a way that is not replay-safe (guard such changes with workflow.patched)."
+    else:
+        why = "The history itself may be damaged or cut short (it was not written as Temporal wrote it)."
     message = (
         f"the recorded history does NOT replay with today's workflow code: it diverges{where}. "
-        f"The code has changed in a way that is not replay-safe (guard such changes with workflow.patched). "
-        f"Replayer: {first_line[:400]}"
+        f"{why} Replayer: {first_line[:400]}"
     )
     return ReplayCheck(verified=False, message=message, diverged_at_event=event_id, event_type=event_type), instance
 
@@ -458,7 +461,7 @@ def summarise(incidents: list[IncidentStatus], policy: str | None, since: dateti
     to_resolve: list[timedelta] = []
     escalated_to: Counter[int] = Counter()
     responders: Counter[str] = Counter()
-    with_sla = breaches = 0
+    known = breaches = 0
     for status in incidents:
         acked = _first(status.timeline, "acknowledged")
         if acked and status.triggered_at:
@@ -470,8 +473,8 @@ def summarise(incidents: list[IncidentStatus], policy: str | None, since: dateti
                 escalated_to[event.tier] += 1
         people = {event.who for event in status.timeline if event.kind in ("acknowledged", "resolved") and event.who}
         responders.update(people)
-        if status.resolve_by:
-            with_sla += 1
+        if status.resolve_by and (status.sla_breached or status.status == "resolved"):
+            known += 1  # met or missed: an open incident inside its SLA is neither yet
             breaches += status.sla_breached
     return PolicyReport(
         policy=policy,
@@ -485,7 +488,7 @@ def summarise(incidents: list[IncidentStatus], policy: str | None, since: dateti
         median_time_to_resolve=_median(to_resolve),
         escalations_by_tier=[TierEscalations(tier=tier, escalated_to=count) for tier, count in sorted(escalated_to.items())],
         sla_breaches=breaches,
-        sla_breach_rate=breaches / with_sla if with_sla else None,
+        sla_breach_rate=breaches / known if known else None,
         busiest_responders=responders.most_common(5),
         keys=[status.key for status in incidents],
     )

@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -213,7 +214,10 @@ class DevRun:
         return self.data_dir / f"{self.name}.log"
 
     def start(self) -> None:
-        command = [str(ESCALATE), "dev", "--port", str(self.port), "--ui-port", str(self.ui_port)]
+        command = [
+            str(ESCALATE), "dev", "--port", str(self.port), "--ui-port", str(self.ui_port),
+            "--api-port", str(free_port()),
+        ]
         if self.headless:
             command.append("--headless")
         with self.log.open("wb") as log:
@@ -526,6 +530,121 @@ def test_unknown_incident_exits_1(stage: Stage, args: list[str]) -> None:
     expect_exit(run, 1)
     assert "no incident" in run.stderr and key in run.stderr, str(run)
     assert not run.stdout.strip(), str(run)
+
+
+# ── after-action review (issue #5) ──────────────────────────────────────────────────────────
+
+
+def offline(env: dict[str, str]) -> dict[str, str]:
+    """The same environment with no Temporal (and no API) reachable."""
+    return {**env, "TEMPORAL_ADDRESS": "127.0.0.1:1", "ESCALATE_API_URL": "http://127.0.0.1:1"}
+
+
+def without_source_line(markdown: str) -> str:
+    return "\n".join(line for line in markdown.splitlines() if not line.startswith("_Source:"))
+
+
+def test_review_export_and_offline_replay_of_an_incident_run_here(stage: Stage, tmp_path: Path) -> None:
+    key = unique_key("review")
+    opened = stage.cli("start", "--policy", "fast", "--key", key, "--priority", "P1", "--summary", "Checkout 500s")
+    expect_exit(opened, 0)
+
+    def at_tier_2() -> dict[str, Any] | None:
+        status = stage.status(key)
+        return status if any(e["tier"] == 2 for e in events(status, "escalated")) else None
+
+    wait_for("the escalation to tier 2", at_tier_2, timeout=20)
+    expect_exit(stage.cli("ack", key, "--by", "alice"), 0)
+    expect_exit(stage.cli("note", key, "rolled back the 14:02 deploy", "--by", "alice"), 0)
+    expect_exit(stage.cli("resolve", key, "--by", "alice", "--resolution", "Deploy rolled back"), 0)
+
+    # Export until the run has closed (its last notices report back just after the resolve).
+    exported = tmp_path / "history.json"
+
+    def closed() -> bool:
+        run = stage.cli("export", key, "-o", str(exported), retry_crash=True)
+        assert run.returncode == 0, str(run)
+        assert re.search(rf"wrote \d+ events of incident {key} to ", run.stderr), str(run)
+        return json.loads(exported.read_text())["events"][-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
+
+    wait_for("the resolved incident to close", closed, timeout=20, interval=0.5)
+
+    # Markdown (the default), online: verified by replaying the history from the server.
+    online = stage.cli("review", key, retry_crash=True)
+    assert online.returncode == 0, str(online)
+    lines = online.stdout.splitlines()
+    assert lines[0] == f"# After-action review: {key}", str(online)
+    assert lines[2].startswith("> Verified: the recorded history replays"), str(online)
+    assert "## Who held it" in lines and "## Timeline" in lines
+    assert f"_Source: Temporal history of incident-{key}._" in lines
+
+    # JSON: the figures. Tier 1 held exactly its 4 s window (deadlines are absolute).
+    data = json.loads(stage.cli("review", key, "--format", "json", retry_crash=True).stdout)
+    assert data["replay"]["verified"] is True
+    assert (data["status"], data["acknowledged_by"], data["resolved_by"]) == ("resolved", "alice", "alice")
+    first = data["stints"][0]
+    assert (first["tier"], first["ended_by"], first["held_for"]) == (1, "escalated", 4.0)
+    acked = next(stint for stint in data["stints"] if stint["ended_by"] == "acknowledged")
+    assert acked["answered_by"] == "alice"
+    assert data["escalations"] >= 1
+    assert data["time_to_acknowledge"] == pytest.approx(
+        (utc(data["acknowledged_at"]) - utc(data["triggered_at"])).total_seconds()
+    )
+
+    # HTML to a file: well-formed, with the SVG timeline.
+    page = tmp_path / "review.html"
+    html = stage.cli("review", key, "--format", "html", "-o", str(page), retry_crash=True)
+    assert html.returncode == 0, str(html)
+    assert not html.stdout.strip() and f"wrote {page}" in html.stderr, str(html)
+    root = ET.parse(page).getroot()
+    timelines = [svg for svg in root.iter("{http://www.w3.org/2000/svg}svg") if svg.get("class") == "timeline"]
+    assert len(timelines) == 1, "one SVG timeline in the HTML report"
+
+    # Offline: the exported file replays with no server and tells the same story.
+    replayed = run_cli(offline(stage.env), "replay", str(exported), retry_crash=True)
+    assert replayed.returncode == 0, str(replayed)
+    assert f"_Source: {exported}._" in replayed.stdout.splitlines()
+    assert without_source_line(replayed.stdout) == without_source_line(online.stdout)
+    # …and the commands that need the server say clearly that it is not there.
+    unreachable = run_cli(offline(stage.env), "review", key)
+    expect_exit(unreachable, 1)
+    assert unreachable.stderr.startswith("escalate: ") and not unreachable.stdout.strip(), str(unreachable)
+
+
+def test_review_across_incidents_counts_those_started_in_this_module(stage: Stage) -> None:
+    listed = stage.cli("list", "--status", "all", "--json", retry_crash=True)
+    assert listed.returncode == 0, str(listed)
+    fast = sorted(item["key"] for item in json.loads(listed.stdout) if item["policy"] == "fast")
+    assert fast, "the earlier tests of this module started incidents on the fast policy"
+
+    run = stage.cli("review", "--policy", "fast", "--since", "1d", "--format", "json", retry_crash=True)
+    assert run.returncode == 0, str(run)
+    report = json.loads(run.stdout)
+    assert report["policy"] == "fast"
+    assert sorted(report["keys"]) == fast
+    assert report["incidents"] == len(fast)
+    assert report["resolved"] == sum(1 for item in json.loads(listed.stdout) if item["policy"] == "fast" and item["status"] == "resolved")
+    assert report["acknowledged"] >= 1 and report["mean_time_to_acknowledge"] > 0
+    assert any(row["tier"] == 2 and row["escalated_to"] >= 1 for row in report["escalations_by_tier"])
+    assert "alice" in [who for who, _ in report["busiest_responders"]]
+
+    other = stage.cli("review", "--policy", "nosuchpolicy", "--since", "1d", "--format", "json", retry_crash=True)
+    assert other.returncode == 0, str(other)
+    assert json.loads(other.stdout)["incidents"] == 0
+
+    markdown = stage.cli("review", "--policy", "fast", "--since", "1d", retry_crash=True)
+    assert markdown.returncode == 0 and f"| incidents | {len(fast)} |" in markdown.stdout, str(markdown)
+
+
+@pytest.mark.parametrize("command", [["review", "{key}"], ["export", "{key}", "-o", "{out}"]])
+def test_review_or_export_of_an_unknown_incident_exits_1(stage: Stage, tmp_path: Path, command: list[str]) -> None:
+    key = unique_key("nosuchkey")
+    out = tmp_path / "never.json"
+    run = stage.cli(*(arg.format(key=key, out=out) for arg in command))
+    expect_exit(run, 1)
+    assert f"no incident with key '{key}'" in run.stderr, str(run)
+    assert not run.stdout.strip(), str(run)
+    assert not out.exists()
 
 
 def test_ctrl_c_stops_everything_and_open_incidents_survive_a_restart(stage: Stage) -> None:

@@ -29,7 +29,13 @@ from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 
 from starter.api import Escalations, IncidentRejected
-from starter.report import render, render_policy_report, timeline_svg, to_html, to_markdown
+from starter.report import (
+    render,
+    render_policy_report,
+    timeline_svg,
+    to_html,
+    to_markdown,
+)
 from starter.review import (
     Review,
     ReviewNotPossible,
@@ -39,7 +45,13 @@ from starter.review import (
     review_incident,
     summarise,
 )
-from tests.conftest import make_settings, resolve_and_close, running, save_history, unique_key
+from tests.conftest import (
+    make_settings,
+    resolve_and_close,
+    running,
+    save_history,
+    unique_key,
+)
 from workflows.incident import IncidentWorkflow
 from workflows.model import IncidentRequest, IncidentStatus, TimelineEvent
 
@@ -60,12 +72,16 @@ REPORTER = "merchant-ops@example.com"
 # ── a deliberately changed workflow ─────────────────────────────────────────────────────────
 
 
-@workflow.defn(name="Incident")
+@workflow.defn(name="Incident", sandboxed=False)
 class ChangedIncidentWorkflow(IncidentWorkflow):
     """Today's workflow with one change that is not replay-safe: escalating on a timeout now
     also starts a one-minute timer (as if someone added a "grace period" without
     ``workflow.patched``). Histories recorded before the change must fail to replay at the first
-    escalation, at the event where the old code scheduled its pages."""
+    escalation, at the event where the old code scheduled its pages.
+
+    Not sandboxed: the sandbox would re-import this test module (and pytest with it) to find the
+    class. Subclassing is allowed by the SDK as long as ``run`` is redefined with
+    ``@workflow.run``; the updates, query and ``@workflow.init`` are inherited."""
 
     @workflow.run
     async def run(self, request: IncidentRequest) -> IncidentStatus:
@@ -201,8 +217,10 @@ async def full(time_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathF
         await time_env.sleep(27 * MINUTE)
         status = await escalations.status(key)
         assert (status.status, status.tier) == ("triggered", 2), "tier 1 did not answer: tier 2 holds it"
-        with pytest.raises(IncidentRejected, match="has not breached"):
-            await escalations.explain_sla(key, by="dana", reason="too early")
+        # (No refused update in this story: the time-skipping test server keeps the workflow task of
+        # an update its validator refused, which the real server drops, and on replay sdk-core then
+        # merges the quiet workflow task before it into the next one, moving the time of the last
+        # delivery recorded there. The open-incident test below covers the refusal.)
         await escalations.acknowledge(key, by="alice", note="gateway timeouts; on it")
         await escalations.add_note(key, by="alice", text="vendor rolled out a new certificate at 09:00")
 
@@ -257,7 +275,7 @@ async def test_escalate_replay_works_offline_and_prints_the_same_review(full: Fu
 
 async def test_the_review_is_made_from_the_final_status(full: FullScenario) -> None:
     review = full.online
-    assert review.timeline == full.final.timeline, "the replay rebuilt exactly the recorded timeline"
+    assert review.timeline == full.final.timeline, "the replay rebuilt exactly the timeline the incident recorded"
     assert (review.key, review.status, review.priority, review.policy) == (full.key, "resolved", "P1", "payments")
     assert (review.summary, review.reporter, review.occurrences) == ("Card authorisations failing", REPORTER, 1)
 
@@ -388,9 +406,13 @@ async def test_an_open_unacknowledged_incident_mid_tier_2(time_env: WorkflowEnvi
     assert trigger is not None
     await time_env.sleep(20 * MINUTE)
 
+    with pytest.raises(IncidentRejected, match="has not breached its resolution SLA"):
+        await escalations.explain_sla(key, by="dana", reason="too early")
+
     review = await review_incident(time_env.client, key)
     assert review.replay.verified, review.replay.message
     assert (review.status, review.acknowledged_by, review.resolved_by) == ("triggered", None, None)
+    assert review.sla.reason is None
     assert review.time_to_acknowledge is None
     assert review.time_to_resolve is None
     first, second = review.stints
@@ -610,7 +632,7 @@ async def test_the_markdown_report_has_its_tables(full: FullScenario) -> None:
     tta = review.time_to_acknowledge
     assert tta is not None
     assert f"| Time to acknowledge | {format_span(tta)} |" in lines
-    assert f"| Escalations | 1 |" in lines
+    assert "| Escalations | 1 |" in lines
     assert "| Tiers paged | payments tier 1 (L1 support); payments tier 2 (L2 payments engineering) |" in lines
     assert any(line.startswith("| Resolution SLA | BREACHED:") and SLA_REASON in line for line in lines)
     for heading, header in (
@@ -637,7 +659,7 @@ async def test_the_json_report_parses_and_gives_durations_in_seconds(full: FullS
     resolved = full.one("resolved")
     assert data["time_to_acknowledge"] == (ack.at - full.trigger).total_seconds()
     assert data["time_to_resolve"] == (resolved.at - full.trigger).total_seconds()
-    assert [stint["held_for"] for stint in data["stints"]] == [900.0, (ack.at - full.trigger).total_seconds() - 900.0]
+    assert [stint["held_for"] for stint in data["stints"]] == [900.0, (ack.at - (full.trigger + 15 * MINUTE)).total_seconds()]
     assert [row["acknowledged_after"] for row in data["acknowledgement_by_tier"]] == [None, data["stints"][1]["held_for"]]
     assert data["sla"]["breached"] is True and data["sla"]["met"] is False and data["sla"]["reason"] == SLA_REASON
     assert data["replay"]["verified"] is True
@@ -687,18 +709,20 @@ async def test_summarise_gives_exact_figures_across_incidents() -> None:
     assert report.mean_time_to_resolve == report.median_time_to_resolve == 3 * HOUR + 30 * MINUTE
     assert [(t.tier, t.escalated_to) for t in report.escalations_by_tier] == [(2, 3), (3, 1)]
     assert report.sla_breaches == 1
-    assert report.sla_breach_rate == pytest.approx(1 / 3), "of the three incidents with an SLA, one breached it"
+    assert report.sla_breach_rate == pytest.approx(1 / 2), (
+        "a met its SLA and b breached it; c is open inside its SLA, so it is neither yet"
+    )
     assert report.busiest_responders[0] == ("alice", 2), "alice took a and b (acking and resolving a counts once)"
     assert sorted(report.busiest_responders[1:]) == [("carol", 1), ("erin", 1)]
 
     data = json.loads(render_policy_report(report, "json"))
     assert data["mean_time_to_acknowledge"] == 1300.0 and data["median_time_to_resolve"] == 12600.0
-    assert data["sla_breach_rate"] == pytest.approx(1 / 3)
+    assert data["sla_breach_rate"] == pytest.approx(1 / 2)
     markdown = render_policy_report(report, "md")
     assert "| incidents | 4 |" in markdown
     assert "| time to acknowledge (mean / median) | 21m40s / 20m |" in markdown
     assert "| escalations by tier reached | tier 2: 3, tier 3: 1 |" in markdown
-    assert "| SLA breaches | 1 (33%) |" in markdown
+    assert "| SLA breaches | 1 (50%) |" in markdown
     assert "| busiest responders | alice (2)," in markdown
     parse_html(render_policy_report(report, "html"))
 
