@@ -207,6 +207,14 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
         description="Durable escalation pipelines for incidents and support cases, on Temporal.",
     )
     app.state.settings = settings
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Any) -> Response:
+        """Refuse an oversized body before reading it (incident details are capped at 64 KiB)."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return problem_response(413, "Too large", f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}")
+        return await call_next(request)
     state: dict[str, Escalations | None] = {"escalations": escalations}
     lock = asyncio.Lock()
     log = get_logger(component="api")
@@ -280,7 +288,6 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
     @app.post("/v1/incidents", status_code=201, response_model=IncidentStatus, tags=["incidents"])
     async def create_incident(incident: IncidentRequest, response: Response, request: Request, _: Authorised) -> IncidentStatus:
         """Open an incident; 200 and the open one when the key is already open (counted as a repeat)."""
-        await _limit_body(request)
         try:
             result = await (await temporal()).start_incident(incident)
         except IncidentRejected as err:
@@ -453,12 +460,6 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
 def _resolution(alert: Alert) -> str:
     ended = f" at {alert.endsAt}" if alert.endsAt else ""
     return f"alert {alert.labels.get('alertname', alert.fingerprint)} resolved in Alertmanager{ended}"
-
-
-async def _limit_body(request: Request) -> None:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise Problem(413, "Too large", f"the body is {length} bytes; the limit is {MAX_BODY_BYTES}")
 
 
 def _page(title: str, body: str) -> str:

@@ -67,7 +67,8 @@ class TrackedEscalations(Escalations):
             try:
                 if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
                     continue
-                if (await self.status(key)).status == "resolved":
+                status = await self.status(key)
+                if status.status == "resolved":
                     # Closing on its own once its last notifications report back: terminating
                     # it in the middle of that workflow task would stall the test server too.
                     for _ in range(100):
@@ -75,6 +76,14 @@ class TrackedEscalations(Escalations):
                             break
                         await asyncio.sleep(0.05)
                     continue
+                # Let notifications still on the wire report back first: terminating in the
+                # middle of their workflow task stalls the test server as well.
+                for _ in range(40):
+                    await asyncio.sleep(0.05)
+                    later = await self.status(key)
+                    if len(later.timeline) == len(status.timeline):
+                        break
+                    status = later
                 await handle.terminate("test finished")
             except (RPCError, IncidentRejected, IncidentNotFound):
                 pass

