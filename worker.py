@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 from activities import EscalationActivities
 from escalate.logs import get_logger
 from escalate.settings import Settings
+from escalate.temporal import ensure_search_attributes
 from workflows.incident import IncidentWorkflow
 
 
@@ -31,8 +32,11 @@ def create_worker(client: Client, settings: Settings, **options: Any) -> Worker:
 
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set, then shut down gracefully."""
-    worker = create_worker(client, settings)
     log = get_logger(task_queue=settings.task_queue)
+    added = await ensure_search_attributes(client)
+    if added:
+        log.info("registered search attributes", names=added)
+    worker = create_worker(client, settings)
     async with worker:
         log.info("worker started", policy_dir=str(settings.policy_dir))
         await stop.wait()

@@ -13,6 +13,7 @@ from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy
 from escalate.links import link_url, make_token
 from escalate.logs import get_logger
 from escalate.settings import Settings
+from workflows.metrics import NOTIFICATIONS
 from workflows.model import LOAD_POLICY_ACTIVITY, LOG_CHANNEL, NOTIFY_ACTIVITY, REPORTER, Delivery, Notification, PolicyRef
 from workflows.policy import PolicySnapshot
 
@@ -42,6 +43,12 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
 _HOW_TO_CONFIGURE = {
     "email": "set ESCALATE_SMTP_URL",
 }
+
+
+def _count(channel: str, outcome: str) -> None:
+    activity.metric_meter().create_counter(NOTIFICATIONS, "Notification attempts, by channel and outcome").add(
+        1, {"channel": channel, "outcome": outcome}
+    )
 
 
 class EscalationActivities:
@@ -84,13 +91,16 @@ class EscalationActivities:
             delivery = await channel.send(note, message)
         except ApplicationError as err:
             log.warning("notification failed", error=err.message, kind=err.type, idempotency_key=note.idempotency_key)
+            _count(note.channel, "permanent_failure" if err.non_retryable else "failed")
             raise
         except Exception as err:
             # A short reason, not a traceback: every attempt's failure is kept in the history.
             reason = str(err) or type(err).__name__
             log.warning("notification failed", error=reason, kind=type(err).__name__, idempotency_key=note.idempotency_key)
+            _count(note.channel, "failed")
             raise ApplicationError(reason, type="DeliveryFailed") from None
         log.debug("notification sent", outcome=delivery.outcome, idempotency_key=note.idempotency_key)
+        _count(note.channel, delivery.outcome)
         return delivery
 
     def links_for(self, note: Notification) -> dict[str, str]:

@@ -211,16 +211,24 @@ class Escalations:
         except WorkflowQueryFailedError as err:
             raise IncidentRejected(f"incident {key} could not be read: {err}") from None
 
-    async def list_incidents(self, status: Literal["open", "all"] = "open", limit: int = 200) -> list[IncidentStatus]:
+    async def list_incidents(
+        self, status: Literal["open", "all"] = "open", limit: int = 200, where: str | None = None
+    ) -> list[IncidentStatus]:
+        """Incidents from Temporal's visibility store, newest first. ``where`` narrows them with
+        the incident search attributes, e.g. ``Status="triggered" AND Tier>=2``."""
         query = 'WorkflowType="Incident"'
         if status == "open":
             query += ' AND ExecutionStatus="Running"'
+        if where:
+            query += f" AND ({where})"
         keys: list[str] = []
         try:
             async for execution in self.client.list_workflows(query, limit=limit):
                 if execution.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
                     keys.append(execution.id.removeprefix(workflow_id("")))
         except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT and where:
+                raise InvalidRequest(f"the filter {where!r} is not a valid visibility query: {err.message}") from None
             self._raise_for_rpc(err, "")
         results: list[IncidentStatus] = []
         for key in dict.fromkeys(keys):

@@ -17,6 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from escalate.settings import get_settings
+from escalate.temporal import unreachable_message
 from starter.api import describe_validation_error, Escalations, IncidentNotFound, IncidentRejected, InvalidRequest, TemporalUnavailable
 from workflows.model import IncidentRequest, IncidentStatus, TriggerResult
 
@@ -233,12 +234,16 @@ def status(key: Key, as_json: AsJson = False) -> None:
 
 @app.command("list")
 def list_incidents(
-    which: Annotated[str, typer.Option("--status", help="open or all.")] = "open", as_json: AsJson = False
+    which: Annotated[str, typer.Option("--status", help="open or all.")] = "open",
+    where: Annotated[
+        str | None, typer.Option("--where", help='A search-attribute filter, e.g. \'Status="triggered" AND Tier>=2\'.')
+    ] = None,
+    as_json: AsJson = False,
 ) -> None:
-    """List incidents (open ones by default)."""
+    """List incidents (open ones by default), newest first."""
     if which not in ("open", "all"):
         fail("--status: write open or all", 2)
-    incidents = _run(lambda e: e.list_incidents(which))  # type: ignore[arg-type]
+    incidents = _run(lambda e: e.list_incidents(which, where=where))  # type: ignore[arg-type]
     if as_json:
         typer.echo(json.dumps([json.loads(item.model_dump_json()) for item in incidents], indent=2))
         return
@@ -388,9 +393,9 @@ def _serve(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run the worker against TEMPORAL_ADDRESS."""
+    """Run the worker against TEMPORAL_ADDRESS (Prometheus metrics on ESCALATE_METRICS_ADDR)."""
     from escalate.logs import configure
-    from escalate.temporal import connect, unreachable_message
+    from escalate.temporal import SearchAttributesMissing, connect, metrics_runtime
     from worker import run_worker
 
     settings = get_settings()
@@ -398,12 +403,36 @@ def worker() -> None:
 
     async def main(stop: asyncio.Event) -> None:
         try:
-            client = await connect()
+            client = await connect(runtime=metrics_runtime(settings.metrics_addr))
+        except OSError as err:
+            fail(str(err))
         except RuntimeError as err:
             fail(unreachable_message(err))
-        await run_worker(client, settings, stop)
+        try:
+            await run_worker(client, settings, stop)
+        except SearchAttributesMissing as err:
+            fail(str(err))
 
     _serve(main)
+
+
+@app.command()
+def setup() -> None:
+    """One-off set-up of a Temporal namespace for escalate: register the incident search
+    attributes (escalate dev and workers do this themselves when they may)."""
+    from escalate.temporal import SearchAttributesMissing, connect, connect_config, ensure_search_attributes
+
+    async def main() -> list[str]:
+        return await ensure_search_attributes(await connect())
+
+    try:
+        added = asyncio.run(main())
+    except SearchAttributesMissing as err:
+        fail(str(err))
+    except RuntimeError as err:
+        fail(unreachable_message(err))
+    target = connect_config()["target_host"]
+    typer.echo(f"registered {', '.join(added)} on {target}" if added else f"search attributes already registered on {target}")
 
 
 @app.command()
@@ -432,30 +461,33 @@ def dev(
     port: Annotated[int, typer.Option(help="Temporal gRPC port.")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal UI port.")] = 8233,
     api_port: Annotated[int, typer.Option(help="HTTP API port.")] = 8000,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port of the worker.")] = 9464,
     headless: Annotated[bool, typer.Option(help="Run without the Temporal UI.")] = False,
 ) -> None:
     """The embedded default: Temporal dev server (SQLite under ESCALATE_DATA_DIR), UI, worker and HTTP API."""
     from escalate.devserver import DevServer, DevServerError, port_in_use
     from escalate.logs import configure
-    from escalate.temporal import connect
+    from escalate.temporal import SearchAttributesMissing, connect, metrics_runtime
     from starter.api import Escalations
     from starter.web import serve
     from worker import run_worker
 
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"metrics_addr": f"127.0.0.1:{metrics_port}"})
     if "ESCALATE_API_URL" not in os.environ:
         settings = settings.model_copy(update={"api_url": f"http://127.0.0.1:{api_port}"})
     configure(settings)
-    if port_in_use(api_port):
-        fail(f"port {api_port} is already in use: stop what is using it or choose another with --api-port", 1)
+    for taken, flag in ((api_port, "--api-port"), (metrics_port, "--metrics-port")):
+        if port_in_use(taken):
+            fail(f"port {taken} is already in use: stop what is using it or choose another with {flag}", 1)
     server = DevServer(port=port, ui_port=ui_port, data_dir=settings.data_dir, headless=headless)
 
     async def main(stop: asyncio.Event) -> None:
         try:
             server.start()
             await server.wait_ready()
-            client = await _connect_with_retry(connect, server.address, stop)
-        except DevServerError as err:
+            runtime = metrics_runtime(settings.metrics_addr)
+            client = await _connect_with_retry(lambda address: connect(address, runtime), server.address, stop)
+        except (DevServerError, OSError) as err:
             fail(str(err))
         if client is None:
             return
@@ -467,6 +499,7 @@ def dev(
                     f"  Temporal  {server.address}   data {server.database}",
                     f"  UI        {ui}",
                     f"  API       http://127.0.0.1:{api_port}   docs http://127.0.0.1:{api_port}/docs",
+                    f"  metrics   http://{settings.metrics_addr}/metrics",
                     f"  policies  {settings.policy_dir}",
                     "  try       escalate start --policy walkthrough --key demo-1 --priority P1 --summary 'Disk full on db-1'",
                 ]
@@ -474,7 +507,12 @@ def dev(
             err=True,
         )
         api = asyncio.create_task(serve(settings, "127.0.0.1", api_port, stop, Escalations(client, settings.task_queue)))
-        await run_worker(client, settings, stop)
+        try:
+            await run_worker(client, settings, stop)
+        except SearchAttributesMissing as err:
+            stop.set()
+            await api
+            fail(str(err))
         await api
 
     try:

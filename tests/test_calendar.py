@@ -194,6 +194,8 @@ def test_lunch_breaks_are_not_open_time() -> None:
     # one business day from lunchtime counts from when lunch ends
     assert wall(add_business_time(LUNCH, at(2026, 11, 27, 12, 45), DAY)) == ("Mon 2026-11-30", "13:30")
     assert wall(subtract_open_time(LUNCH, at(2026, 11, 27, 14), HOUR)) == ("Fri 2026-11-27", "12:00")
+    # an amount that ends exactly at an opening ends there, not at the closing before it
+    assert subtract_open_time(OFFICE, at(2026, 11, 30, 11), 2 * HOUR) == at(2026, 11, 30, 9)
 
 
 def test_a_business_day_ending_on_a_shorter_day_ends_at_its_closing_time() -> None:

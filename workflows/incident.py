@@ -18,7 +18,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import decisions
+    from workflows import decisions, search
+    from workflows.metrics import IncidentMetrics
     from workflows.decisions import TierClock
     from workflows.durations import format_duration
     from workflows.model import (
@@ -62,6 +63,7 @@ MAX_SNOOZE = timedelta(days=30)
 PATCH_REPORTER_UPDATES = "reporter-updates"
 PATCH_RESOLUTION_FEEDBACK = "resolution-feedback"
 PATCH_UNREACHABLE_TIER = "unreachable-tier-notice"
+PATCH_SEARCH_ATTRIBUTES = "search-attributes"
 
 
 @dataclass
@@ -121,6 +123,8 @@ class IncidentWorkflow:
         self.deliveries_in_flight = 0
         self.notification_count = 0
         self.revision = 0
+        self.published: search.Values = {}
+        self.metrics = IncidentMetrics(workflow.metric_meter())
         self.lock = asyncio.Lock()
 
     # ── the story ────────────────────────────────────────────────────────────────────────────
@@ -134,6 +138,7 @@ class IncidentWorkflow:
         self._record(
             "triggered", tier=1, who=request.reporter, detail=f"[{self.priority}] {request.summary}", policy=self.policy.name
         )
+        self.metrics.opened(self.policy.name, self.priority)
         self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows, self.policy.calendar)
         self._start_tier(1, round=0, at=self.triggered_at)
         self._page("page")
@@ -152,6 +157,7 @@ class IncidentWorkflow:
                 self._breach_sla()
 
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._publish()
         # Attempts already on the wire report back before the incident closes.
         await workflow.wait_condition(lambda: self.deliveries_in_flight == 0)
         return self._status()
@@ -185,6 +191,7 @@ class IncidentWorkflow:
 
     async def _wait_for_change_until(self, moment: datetime | None) -> None:
         """Sleep until ``moment`` or until a responder changes something, whichever is first."""
+        self._publish()
         seen = self.revision
         timeout = None if moment is None else moment - workflow.now()
         if timeout is not None and timeout <= timedelta(0):
@@ -197,6 +204,47 @@ class IncidentWorkflow:
             )
         except asyncio.TimeoutError:
             pass
+
+    def _publish(self) -> None:
+        """What the Temporal UI shows and searches: the search attributes and the current
+        details ("tier 2 of 3: waiting for an ack until 14:05 UTC")."""
+        workflow.set_current_details(self._details())
+        if not workflow.patched(PATCH_SEARCH_ATTRIBUTES):
+            return
+        current: search.Values = {
+            search.INCIDENT_KEY.name: self.request.key,
+            search.POLICY.name: self.policy.name,
+            search.PRIORITY.name: self.priority,
+            search.STATUS.name: self.state,
+            search.TIER.name: self.tier,
+            search.ACKNOWLEDGED_BY.name: self.acknowledged_by,
+            search.SLA_BREACHED.name: self.sla_breached,
+        }
+        updates = search.changes(self.published, current)
+        if updates:
+            workflow.upsert_search_attributes(updates)
+            self.published = current
+
+    def _details(self) -> str:
+        where = f"tier {self.tier} of {self.policy.tier_count} ({self.policy.tier_name(self.tier)})"
+        if self.state == "triggered" and self.clock is not None:
+            now = f"waiting for an ack until {_clock_time(self.clock.deadline)}"
+        elif self.state == "triggered" and self.exhausted:
+            now = "every tier was paged; nobody acknowledged"
+        elif self.state == "acknowledged":
+            now = f"acknowledged by {self.acknowledged_by}"
+        elif self.state == "snoozed":
+            now = f"snoozed until {_clock_time(self.snoozed_until)}"
+        elif self.state == "waiting":
+            now = "waiting on the customer (clocks stopped)"
+        else:
+            now = f"resolved by {self.resolved_by}"
+        sla = ""
+        if self.sla_breached:
+            sla = "; SLA breached"
+        elif self.resolve_by is not None and self.state != "resolved":
+            sla = f"; resolve by {_clock_time(self.resolve_by)}"
+        return f"[{self.priority}] {where}: {now}{sla}"
 
     def _next_wakeup(self) -> datetime | None:
         return decisions.next_wakeup(self.clock, self._running_sla(), self.sla_breached, self.snoozed_until)
@@ -241,6 +289,7 @@ class IncidentWorkflow:
                 ),
             )
             self._notify_manager("exhausted", reason="every tier was paged and nobody acknowledged")
+            self.metrics.exhausted(self.policy.name)
             return
         self._start_tier(target.tier, round=target.round, at=ended.deadline)
         round_note = f", round {target.round + 1}" if target.round else ""
@@ -256,6 +305,7 @@ class IncidentWorkflow:
         )
         self._page("escalated")
         self._update_reporter("customer_update")
+        self.metrics.escalated(self.policy.name, target.tier, "timeout")
 
     def _breach_sla(self) -> None:
         self.sla_breached = True
@@ -270,6 +320,7 @@ class IncidentWorkflow:
             ),
         )
         self._notify_manager("sla_breach", reason="the resolution SLA was breached")
+        self.metrics.sla_breached(self.policy.name, self.priority)
 
     def _wake_from_snooze(self) -> None:
         woke_at = self.snoozed_until
@@ -317,6 +368,9 @@ class IncidentWorkflow:
             self.clock = None
             self.snoozed_until = None
             self._record("acknowledged", tier=self.tier, who=request.by, detail=request.note or "")
+            if not any(event.kind == "acknowledged" for event in self.timeline[:-1]):
+                seconds = (workflow.now() - self.triggered_at).total_seconds()
+                self.metrics.acknowledged_after(seconds, self.policy.name, self.priority)
             self._changed()
             return self._status(since=mark)
 
@@ -342,6 +396,7 @@ class IncidentWorkflow:
             self.clock = None
             self.snoozed_until = None
             self._record("resolved", tier=self.tier, who=request.by, detail=request.resolution)
+            self.metrics.resolved(self.policy.name, self.priority)
             self._tell_everyone_paged()
             self._changed()
             return self._status(since=mark)
@@ -376,6 +431,7 @@ class IncidentWorkflow:
                 detail=f"manual escalation from tier {was} to tier {target} ({self.policy.tier_name(target)}): {request.reason}",
             )
             self._page("escalated", reason=f"{request.by} escalated it by hand: {request.reason}")
+            self.metrics.escalated(self.policy.name, target, "manual")
             self._update_reporter("customer_update")
             self._changed()
             return self._status(since=mark)

@@ -1,0 +1,30 @@
+"""The incident's typed search attributes: what the Temporal UI and ``escalate list`` filter on,
+e.g. ``Status="triggered" AND Tier>=2``. Registered by ``escalate dev``, by every worker at start
+(when the cluster lets it) and by ``escalate setup`` on a real cluster."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+
+INCIDENT_KEY = SearchAttributeKey.for_keyword("IncidentKey")
+POLICY = SearchAttributeKey.for_keyword("Policy")
+PRIORITY = SearchAttributeKey.for_keyword("Priority")
+STATUS = SearchAttributeKey.for_keyword("Status")
+TIER = SearchAttributeKey.for_int("Tier")
+ACKNOWLEDGED_BY = SearchAttributeKey.for_keyword("AcknowledgedBy")
+SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
+
+ALL = (INCIDENT_KEY, POLICY, PRIORITY, STATUS, TIER, ACKNOWLEDGED_BY, SLA_BREACHED)
+
+Values = dict[str, object]
+
+
+def changes(previous: Values, current: Values) -> list[SearchAttributeUpdate]:
+    """The upserts that bring the published attributes from ``previous`` to ``current``
+    (only what changed: each upsert is an event in the history)."""
+    updates: list[SearchAttributeUpdate] = []
+    for key in ALL:
+        if key.name in current and previous.get(key.name) != current[key.name]:
+            value = current[key.name]
+            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
+    return updates
