@@ -409,6 +409,43 @@ async def test_a_case_acknowledged_while_waiting_stays_waiting_and_never_escalat
     await save_history(time_env.client, key, "desk_ack_while_waiting")
 
 
+async def test_the_sla_clock_stops_while_waiting_and_breaches_after_the_resume_when_its_time_runs_out(
+    time_env: WorkflowEnvironment, escalations: Escalations
+) -> None:
+    key = unique_key("desk-wait-sla")
+    opened = await open_case(escalations, key, priority="critical")  # resolve within 2 business days
+    resolve_by = opened.resolve_by
+    assert resolve_by is not None
+    await escalations.acknowledge(key, by="grace")
+    await time_env.sleep(MINUTE)
+    waiting = await escalations.wait_on_customer(key, by="grace", reason="waiting for the customer's admin")
+    paused_at = waiting.waiting_since
+    assert paused_at is not None
+
+    await move_to(time_env, resolve_by + 7 * DAY)  # a week past the resolution deadline
+    status = await escalations.status(key)
+    assert status.status == "waiting"
+    assert not status.sla_breached and events(status, "sla_breached") == []
+
+    resumed = await escalations.resume(key, by="grace")
+    [resume_event] = events(resumed, "resumed")
+    assert resumed.status == "acknowledged"
+    new_resolve_by = resumed.resolve_by
+    assert new_resolve_by is not None and new_resolve_by > resume_event.at
+    left = open_time_between(UK_SUPPORT, paused_at, resolve_by)
+    assert open_time_between(UK_SUPPORT, resume_event.at, new_resolve_by) == left
+    assert f"resolve by {new_resolve_by:%Y-%m-%d %H:%M:%S} UTC" in resume_event.detail
+
+    await move_to(time_env, new_resolve_by - MINUTE)
+    assert not (await escalations.status(key)).sla_breached
+    await move_to(time_env, new_resolve_by + MINUTE)
+    status = await escalations.status(key)
+    [breach] = events(status, "sla_breached")
+    assert_on_time(breach, new_resolve_by)
+    assert told(status, what="sla_breach") == ["dana"]
+    await save_history(time_env.client, key, "desk_sla_stopped_while_waiting")
+
+
 async def test_escalating_by_hand_while_waiting_ends_the_wait_and_pages_the_next_tier(
     time_env: WorkflowEnvironment, escalations: Escalations
 ) -> None:
