@@ -22,6 +22,10 @@ _CONTEXT_FIELDS = ["incident", "tier", "who", "channel"]
 
 def _temporal_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     info = event.pop("temporal_workflow", None) or event.pop("temporal_activity", None)
+    if info is None and activity.in_activity():
+        # structlog lines from activity code: the context the SDK's activity logger would add.
+        current = activity.info()
+        info = {"workflow_id": current.workflow_id, "activity_type": current.activity_type, "attempt": current.attempt}
     if isinstance(info, dict):
         fields = ("workflow_id", "activity_type", "attempt") if "activity_type" in info else ("workflow_id",)
         for field in fields:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
@@ -40,6 +42,7 @@ from workflows.model import (
     IncidentRequest,
     IncidentStatus,
     NoteRequest,
+    OccurrenceBatch,
     PriorityRequest,
     ReassignRequest,
     ResolveRequest,
@@ -114,10 +117,27 @@ _VERBS = {
 _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 
+@dataclass
+class _HeldTriggers:
+    latest: IncidentRequest
+    waiters: list[asyncio.Future[TriggerResult]] = field(default_factory=list)
+
+
+def _too_many_updates(err: BaseException) -> bool:
+    text = str(err).lower()
+    return (
+        (isinstance(err, RPCError) and err.status == RPCStatusCode.RESOURCE_EXHAUSTED)
+        or "in-flight updates" in text
+        or "update was aborted" in text
+    )
+
+
 class Escalations:
     def __init__(self, client: Client, task_queue: str = TASK_QUEUE) -> None:
         self.client = client
         self.task_queue = task_queue
+        self._sending: set[str] = set()
+        self._held: dict[str, _HeldTriggers] = {}
 
     @classmethod
     async def connect(cls, address: str | None = None, task_queue: str = TASK_QUEUE) -> Escalations:
@@ -130,12 +150,66 @@ class Escalations:
 
     async def start_incident(self, request: IncidentRequest | None = None, **fields: Any) -> TriggerResult:
         """Open an incident, or join the open one with the same key (counted as a repeat
-        occurrence, paging nobody again). Atomic under races: one key, one incident."""
+        occurrence, paging nobody again). Atomic under races: one key, one incident.
+
+        Triggers of a key that arrive while one of them is on its way to Temporal are held and
+        sent on together as one batch, so a flood of 500 alerts comes down to a handful of
+        history events, and each caller still learns it joined."""
         if request is None:
             try:
                 request = IncidentRequest.model_validate(fields)
             except ValidationError as err:
                 raise InvalidRequest(describe_validation_error(err)) from None
+        key = request.key
+        if key in self._sending:
+            batch = self._held.setdefault(key, _HeldTriggers(latest=request))
+            batch.latest = request
+            waiter: asyncio.Future[TriggerResult] = asyncio.get_running_loop().create_future()
+            batch.waiters.append(waiter)
+            return await waiter
+        self._sending.add(key)
+        try:
+            result = await self._trigger(request)
+        except BaseException as err:
+            self._fail_held(key, err)
+            raise
+        finally:
+            self._sending.discard(key)
+        await self._send_held(key)
+        return result
+
+    async def _send_held(self, key: str) -> None:
+        """Count the triggers held back while the first one was on its way, in one signal."""
+        while (batch := self._held.pop(key, None)) is not None:
+            self._sending.add(key)
+            try:
+                status = await self._signal_occurrences(batch.latest, len(batch.waiters))
+            except BaseException as err:
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_exception(err)
+                raise
+            finally:
+                self._sending.discard(key)
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_result(TriggerResult(created=False, status=status))
+
+    def _fail_held(self, key: str, err: BaseException) -> None:
+        batch = self._held.pop(key, None)
+        for waiter in batch.waiters if batch else []:
+            if not waiter.done():
+                waiter.set_exception(err)
+
+    async def _signal_occurrences(self, request: IncidentRequest, count: int) -> IncidentStatus:
+        handle = self._handle(request.key)
+        try:
+            await handle.signal(IncidentWorkflow.occurred, OccurrenceBatch(request=request, count=count))
+        except RPCError as err:
+            self._raise_for_rpc(err, request.key)
+        return await self.status(request.key)
+
+    async def _trigger(self, request: IncidentRequest) -> TriggerResult:
         request = request.model_copy(update={"request_id": uuid.uuid4().hex})
         for attempt in range(6):
             operation = WithStartWorkflowOperation(
@@ -158,8 +232,14 @@ class Escalations:
                     await asyncio.sleep(0.1 * 2**attempt)
                     continue
                 raise IncidentRejected(_reason(err), _field(err)) from None
-            except RPCError as err:
-                self._raise_for_rpc(err, request.key)
+            except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+                if _too_many_updates(err):
+                    # Other starters' triggers fill the workflow's in-flight updates: it is open,
+                    # so this one joins it as a counted occurrence instead.
+                    return TriggerResult(created=False, status=await self._signal_occurrences(request, 1))
+                if isinstance(err, RPCError):
+                    self._raise_for_rpc(err, request.key)
+                raise TemporalUnavailable(f"Temporal did not answer in time: {err}") from None
         raise IncidentRejected(f"incident {request.key} is closing; try again in a moment")
 
     # ── responders ───────────────────────────────────────────────────────────────────────────

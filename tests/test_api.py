@@ -272,7 +272,7 @@ async def test_create_then_the_same_key_again_joins_one_incident(time_env: Workf
     assert joined["occurrences"] == 2
     assert kinds(joined).count("triggered") == 1
     [repeat] = [event for event in joined["timeline"] if event["kind"] == "repeated"]
-    assert "occurrence 2: Refunds still stuck" in repeat["detail"]
+    assert repeat["detail"] == "repeated 1 time (total 2): Refunds still stuck"
 
     got = await pages_settle(api.client, key, ["erin", "frank"])  # a repeat pages nobody again
     assert got["occurrences"] == 2 and got["status"] == "triggered"
@@ -295,7 +295,9 @@ async def test_services_racing_to_open_one_key_get_one_incident(time_env: Workfl
             status = await pages_settle(client, key, ["erin", "frank"])  # once, whoever won
         assert status["occurrences"] == racers
         assert kinds(status).count("triggered") == 1
-        assert kinds(status).count("repeated") == racers - 1
+        repeats = [event for event in status["timeline"] if event["kind"] == "repeated"]
+        assert 1 <= len(repeats) <= racers - 1, "a burst of repeats shares timeline entries"
+        assert sum(int(event["detail"].split(" ")[1]) for event in repeats) == racers - 1
         assert await still_open(time_env, key)
         if racers == 10:
             await save_history(time_env.client, key, "api_concurrent_creates")

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         IncidentRequest,
         IncidentStatus,
         MessageKind,
+        OccurrenceBatch,
         NoteRequest,
         Notification,
         REPORTER,
@@ -342,10 +343,31 @@ class IncidentWorkflow:
         if request.request_id and request.request_id == self.request.request_id:
             return TriggerResult(created=True, status=self._status())
         self._refuse_if_resolved("triggered again")
-        self.occurrences += 1
-        self._record("repeated", tier=self.tier, who=request.reporter, detail=f"occurrence {self.occurrences}: {request.summary}")
-        self._changed()
+        self._count_occurrences(request, 1)
         return TriggerResult(created=False, status=self._status(since=mark))
+
+    @workflow.signal
+    def occurred(self, batch: OccurrenceBatch) -> None:
+        """Repeat occurrences counted in bulk: what a flood of triggers of one key comes down to
+        (a signal has no in-flight limit, and the starter batches the triggers it holds)."""
+        if self.state != "resolved":
+            self._count_occurrences(batch.request, batch.count)
+
+    def _count_occurrences(self, request: IncidentRequest, count: int) -> None:
+        """Count repeats; a burst of them within a minute shares one timeline entry."""
+        self.occurrences += count
+        last = self.timeline[-1] if self.timeline else None
+        burst = count
+        if last is not None and last.kind == "repeated" and workflow.now() - last.at < timedelta(minutes=1):
+            burst += _repeats_in(last.detail)
+            self.timeline.pop()
+        self._record(
+            "repeated",
+            tier=self.tier,
+            who=request.reporter,
+            detail=f"repeated {burst} time{'s' if burst > 1 else ''} (total {self.occurrences}): {request.summary}",
+        )
+        self._changed()
 
     @trigger.validator
     def _validate_trigger(self, request: IncidentRequest) -> None:
@@ -998,6 +1020,12 @@ class IncidentWorkflow:
             resolved_by=self.resolved_by,
             resolution=self.resolution,
         )
+
+
+def _repeats_in(detail: str) -> int:
+    """The count of a "repeated N times (total T): …" timeline entry."""
+    words = detail.split(" ", 2)
+    return int(words[1]) if len(words) > 2 and words[0] == "repeated" and words[1].isdigit() else 1
 
 
 def _error_type(err: BaseException) -> str | None:

@@ -166,6 +166,13 @@ class IncidentStatus(_Model):
     resolution: str | None = None
 
 
+class OccurrenceBatch(_Model):
+    """Repeat occurrences of an open incident, counted together (the latest request stands for them)."""
+
+    request: IncidentRequest
+    count: int = Field(ge=1)
+
+
 class TriggerResult(_Model):
     created: bool
     """True when this trigger opened the incident; False when it joined an open one."""
