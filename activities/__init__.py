@@ -82,6 +82,7 @@ class EscalationActivities:
         channel = self.channels.get(note.channel)
         if channel is None:
             how = _HOW_TO_CONFIGURE.get(note.channel, "not supported by this version")
+            _count(note.channel, "not_configured")
             return Delivery(channel=note.channel, outcome="not_configured", detail=f"no {note.channel} channel on this worker ({how})")
         try:
             message = self.templates.render(note, **self.links_for(note))

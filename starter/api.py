@@ -13,6 +13,7 @@ Every call raises ``IncidentRejected`` with the incident's own reason when it re
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -123,6 +124,18 @@ class _HeldTriggers:
     waiters: list[asyncio.Future[TriggerResult]] = field(default_factory=list)
 
 
+def _static_details(request: IncidentRequest) -> str:
+    """What the Temporal UI shows as the incident's details (Markdown)."""
+    lines = [f"**Incident** `{request.key}` · policy `{request.policy}` · priority {request.priority}"]
+    if request.reporter:
+        lines.append(f"**Reported by** {request.reporter}")
+    if request.details:
+        shown = json.dumps(request.details, indent=2, default=str)
+        lines.append("```json\n" + (shown if len(shown) <= 4000 else shown[:4000] + "\n…") + "\n```")
+    lines.append(f"Status and actions: `escalate status {request.key}`")
+    return "\n\n".join(lines)
+
+
 def _too_many_updates(err: BaseException) -> bool:
     text = str(err).lower()
     return (
@@ -220,6 +233,7 @@ class Escalations:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 static_summary=f"[{request.priority}] {request.policy}: {request.summary}"[:200],
+                static_details=_static_details(request),
             )
             try:
                 return await self.client.execute_update_with_start_workflow(
@@ -295,7 +309,7 @@ class Escalations:
         self, status: Literal["open", "all"] = "open", limit: int = 200, where: str | None = None
     ) -> list[IncidentStatus]:
         """Incidents from Temporal's visibility store, newest first. ``where`` narrows them with
-        the incident search attributes, e.g. ``Status="triggered" AND Tier>=2``."""
+        the incident search attributes, e.g. ``IncidentStatus="triggered" AND Tier>=2``."""
         query = 'WorkflowType="Incident"'
         if status == "open":
             query += ' AND ExecutionStatus="Running"'

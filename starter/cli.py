@@ -236,7 +236,7 @@ def status(key: Key, as_json: AsJson = False) -> None:
 def list_incidents(
     which: Annotated[str, typer.Option("--status", help="open or all.")] = "open",
     where: Annotated[
-        str | None, typer.Option("--where", help='A search-attribute filter, e.g. \'Status="triggered" AND Tier>=2\'.')
+        str | None, typer.Option("--where", help='A search-attribute filter, e.g. \'IncidentStatus="triggered" AND Tier>=2\'.')
     ] = None,
     as_json: AsJson = False,
 ) -> None:
@@ -461,7 +461,9 @@ def dev(
     port: Annotated[int, typer.Option(help="Temporal gRPC port.")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal UI port.")] = 8233,
     api_port: Annotated[int, typer.Option(help="HTTP API port.")] = 8000,
-    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port of the worker.")] = 9464,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Prometheus metrics port of the worker [default: from ESCALATE_METRICS_ADDR, 9464]")
+    ] = None,
     headless: Annotated[bool, typer.Option(help="Run without the Temporal UI.")] = False,
 ) -> None:
     """The embedded default: Temporal dev server (SQLite under ESCALATE_DATA_DIR), UI, worker and HTTP API."""
@@ -472,7 +474,10 @@ def dev(
     from starter.web import serve
     from worker import run_worker
 
-    settings = get_settings().model_copy(update={"metrics_addr": f"127.0.0.1:{metrics_port}"})
+    settings = get_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_addr": f"127.0.0.1:{metrics_port}"})
+    metrics_port = int(settings.metrics_addr.rsplit(":", 1)[1])
     if "ESCALATE_API_URL" not in os.environ:
         settings = settings.model_copy(update={"api_url": f"http://127.0.0.1:{api_port}"})
     configure(settings)

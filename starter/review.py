@@ -124,8 +124,11 @@ async def replay(
     history: WorkflowHistory, workflows: list[type] | None = None
 ) -> tuple[ReplayCheck, IncidentWorkflow | None]:
     """Replay ``history`` with today's code; the check, and the workflow state it rebuilt."""
+    from worker import workflow_runner
+
     replayer = Replayer(
         workflows=workflows or [IncidentWorkflow],
+        workflow_runner=workflow_runner(),
         data_converter=pydantic_data_converter,
         interceptors=[_CaptureInterceptor()],
         runtime=_runtime(),
@@ -394,16 +397,40 @@ async def review_history(history: WorkflowHistory, source: str, workflows: list[
     return build_review(instance.get_status(), list(instance.policies_in_force), check, source)
 
 
-async def review_incident(client: Client, key: str) -> Review:
-    """Fetch the incident's history from Temporal and review it."""
-    handle = client.get_workflow_handle(workflow_id(key))
+async def incident_histories(client: Client, key: str) -> list[WorkflowHistory]:
+    """The histories of the incident's runs, oldest first: a long-lived incident continues as
+    new runs, each carrying the story so far."""
+    histories: list[WorkflowHistory] = []
+    run_id: str | None = None
     try:
-        history = await handle.fetch_history()
+        while True:
+            history = await client.get_workflow_handle(workflow_id(key), run_id=run_id).fetch_history()
+            histories.insert(0, history)
+            run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+            if not run_id:
+                return histories
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if err.status == RPCStatusCode.NOT_FOUND and not histories:
             raise ReviewNotPossible(f"no incident with key {key!r}") from None
         raise
-    return await review_history(history, f"Temporal history of {workflow_id(key)}")
+
+
+async def review_incident(client: Client, key: str) -> Review:
+    """Fetch the incident's histories from Temporal, replay every run, and review it."""
+    histories = await incident_histories(client, key)
+    source = f"Temporal history of {workflow_id(key)}"
+    if len(histories) == 1:
+        return await review_history(histories[0], source)
+    earlier = [await replay(history) for history in histories[:-1]]
+    review = await review_history(histories[-1], f"{source} ({len(histories)} runs)")
+    failed = next((check for check, _ in earlier if not check.verified), None)
+    if failed is not None:
+        review.replay = failed
+    elif review.replay.verified:
+        review.replay = ReplayCheck(
+            verified=True, message=f"all {len(histories)} runs of the recorded history replay with today's code"
+        )
+    return review
 
 
 async def export_history(client: Client, key: str, path: Path) -> int:

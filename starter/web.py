@@ -306,7 +306,7 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
         _: Authorised, status: Literal["open", "all"] = "open", where: str | None = None
     ) -> list[IncidentStatus]:
         """Incidents from Temporal's visibility store (open ones by default, newest first);
-        ``where`` filters by search attributes, e.g. ``Status="triggered" AND Tier>=2``."""
+        ``where`` filters by search attributes, e.g. ``IncidentStatus="triggered" AND Tier>=2``."""
         return await call(lambda e: e.list_incidents(status, where=where))
 
     @app.get("/v1/incidents/{key}", response_model=IncidentStatus, tags=["incidents"])

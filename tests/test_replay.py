@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.conftest import HISTORIES
+from worker import workflow_runner
 from workflows.incident import IncidentWorkflow
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
@@ -31,6 +32,8 @@ def test_the_scenarios_have_recorded_histories() -> None:
 @pytest.mark.parametrize("path", RECORDED, ids=[path.stem for path in RECORDED])
 async def test_recorded_history_replays_with_todays_code(path: Path) -> None:
     history = WorkflowHistory.from_json(f"incident-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[IncidentWorkflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"

@@ -27,10 +27,22 @@ from activities.policy_store import PolicyStore
 from escalate.settings import EXAMPLE_POLICIES
 from starter.api import Escalations, IncidentRejected
 from starter.review import review_incident
-from tests.conftest import make_settings, resolve_and_close, running, save_history, unique_key
+from tests.conftest import (
+    make_settings,
+    resolve_and_close,
+    running,
+    save_history,
+    unique_key,
+)
 from tests.test_email import Mailbox, Received, parts, smtp_server
 from workflows.calendar import Calendar, add_business_time, open_time_between
-from workflows.model import REPORTER, IncidentStatus, Notification, TimelineEvent, workflow_id
+from workflows.model import (
+    REPORTER,
+    IncidentStatus,
+    Notification,
+    TimelineEvent,
+    workflow_id,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -677,11 +689,6 @@ async def test_a_business_time_sla_breach_asks_the_manager_why_and_keeps_the_rea
             await save_history(time_env.client, key, "desk_sla_breach")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="activities/templates/sla_breach.j2 asks the manager to answer with `escalate note`, which "
-    "does not record the SLA reason; `escalate sla-reason` does (issue #7)",
-)
 async def test_the_sla_breach_notice_names_the_command_that_records_the_reason() -> None:
     notice = Notification(
         idempotency_key="case-1/9/dana",

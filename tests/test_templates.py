@@ -238,7 +238,7 @@ def test_sla_breach_asks_the_manager_why() -> None:
     assert "not resolved within its resolution SLA" in message.text
     assert "acknowledged by alice" in message.text
     assert "why" in message.text.lower()
-    assert f'escalate note {KEY} --by dana "SLA missed because' in message.text
+    assert f'escalate sla-reason {KEY} --by dana "SLA missed because' in message.text
 
 
 def test_unreachable_tells_the_manager_nobody_has_seen_the_page() -> None:

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         LOG_CHANNEL,
         NOTIFY_ACTIVITY,
         AckRequest,
+        CarriedState,
         Delivery,
         EscalateRequest,
         EventKind,
@@ -59,6 +60,19 @@ POLICY_RETRY = RetryPolicy(
     non_retryable_error_types=["UnknownPolicy", "InvalidPolicy"],
 )
 MAX_SNOOZE = timedelta(days=30)
+SUMMARY_VERB: dict[str, str] = {
+    "page": "page",
+    "reminder": "remind",
+    "escalated": "page (escalated)",
+    "exhausted": "tell the manager (exhausted):",
+    "sla_breach": "tell the manager (SLA breached):",
+    "unreachable": "tell the manager (tier unreachable):",
+    "resolved": "tell the outcome to",
+    "customer_update": "update the reporter",
+}
+"""How each kind of message reads in the Temporal UI's event list: "remind erin via email"."""
+HISTORY_LIMIT = 10_000
+"""Events after which an incident continues as a new run (Temporal's hard limit is 51,200)."""
 
 # Behaviour added while incidents may be open: histories recorded before it replay unchanged.
 PATCH_REPORTER_UPDATES = "reporter-updates"
@@ -127,25 +141,32 @@ class IncidentWorkflow:
         self.published: search.Values = {}
         self.metrics = IncidentMetrics(workflow.metric_meter())
         self.lock = asyncio.Lock()
+        self.runs = 1
+        if request.carried is not None:
+            self._restore(request.carried)
 
     # ── the story ────────────────────────────────────────────────────────────────────────────
 
     @workflow.run
     async def run(self, request: IncidentRequest) -> IncidentStatus:
-        if not await self._take_policy_snapshot(request.policy):
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            raise ApplicationError(self.rejection or "rejected", type="IncidentRejected", non_retryable=True)
+        if request.carried is None:
+            if not await self._take_policy_snapshot(request.policy):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                raise ApplicationError(self.rejection or "rejected", type="IncidentRejected", non_retryable=True)
 
-        self._record(
-            "triggered", tier=1, who=request.reporter, detail=f"[{self.priority}] {request.summary}", policy=self.policy.name
-        )
-        self.metrics.opened(self.policy.name, self.priority)
-        self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows, self.policy.calendar)
-        self._start_tier(1, round=0, at=self.triggered_at)
-        self._page("page")
-        self._update_reporter("customer_update")
+            self._record(
+                "triggered", tier=1, who=request.reporter, detail=f"[{self.priority}] {request.summary}", policy=self.policy.name
+            )
+            self.metrics.opened(self.policy.name, self.priority)
+            self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows, self.policy.calendar)
+            self._start_tier(1, round=0, at=self.triggered_at)
+            self._page("page")
+            self._update_reporter("customer_update")
 
         while self.state != "resolved":
+            if self._time_for_a_new_run():
+                self._publish()
+                workflow.continue_as_new(self.request.model_copy(update={"carried": self._carry()}))
             await self._wait_for_change_until(self._next_wakeup())
             now = workflow.now()
             if self.snoozed_until is not None and self.snoozed_until <= now:
@@ -199,12 +220,74 @@ class IncidentWorkflow:
             return
         try:
             await workflow.wait_condition(
-                lambda: self.revision != seen or self.state == "resolved",
+                lambda: self.revision != seen or self.state == "resolved" or self._time_for_a_new_run(),
                 timeout=timeout,
                 timeout_summary=self._wait_summary(moment),
             )
         except asyncio.TimeoutError:
             pass
+
+    def _time_for_a_new_run(self) -> bool:
+        """Time for a fresh run (the same incident, its state carried over): before the history
+        nears Temporal's limits, or when the server suggests it; and only between steps, with no
+        notification on the wire and no responder's action half done."""
+        info = workflow.info()
+        limit = self.request.history_limit or HISTORY_LIMIT
+        long = info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+        return long and self.deliveries_in_flight == 0 and workflow.all_handlers_finished()
+
+    def _carry(self) -> CarriedState:
+        assert self.snapshot is not None
+        return CarriedState(
+            priority=self.priority,
+            snapshot=self.snapshot,
+            policies_in_force=self.policies_in_force,
+            state=self.state,
+            tier=self.tier,
+            round=self.round,
+            clock=self.clock,
+            exhausted=self.exhausted,
+            triggered_at=self.triggered_at,
+            resolve_by=self.resolve_by,
+            sla_breached=self.sla_breached,
+            sla_reason=self.sla_reason,
+            snoozed_until=self.snoozed_until,
+            pause=self.pause,
+            paused_clock=self.paused_clock,
+            status_before_wait=self.status_before_wait,
+            acknowledged_by=self.acknowledged_by,
+            acknowledged_at=self.acknowledged_at,
+            occurrences=self.occurrences,
+            tried=self.tried,
+            timeline=self.timeline,
+            notification_count=self.notification_count,
+            paged_people=list(self.paged_people),
+            runs=self.runs + 1,
+        )
+
+    def _restore(self, carried: CarriedState) -> None:
+        self.priority = carried.priority
+        self.snapshot = carried.snapshot
+        self.policies_in_force = list(carried.policies_in_force)
+        self.state = carried.state
+        self.tier, self.round = carried.tier, carried.round
+        self.clock = carried.clock
+        self.exhausted = carried.exhausted
+        self.triggered_at = carried.triggered_at
+        self.resolve_by = carried.resolve_by
+        self.sla_breached = carried.sla_breached
+        self.sla_reason = carried.sla_reason
+        self.snoozed_until = carried.snoozed_until
+        self.pause = carried.pause
+        self.paused_clock = carried.paused_clock
+        self.status_before_wait = carried.status_before_wait
+        self.acknowledged_by, self.acknowledged_at = carried.acknowledged_by, carried.acknowledged_at
+        self.occurrences = carried.occurrences
+        self.tried = list(carried.tried)
+        self.timeline = list(carried.timeline)
+        self.notification_count = carried.notification_count
+        self.paged_people = dict.fromkeys(carried.paged_people)
+        self.runs = carried.runs  # search attributes are published afresh by the new run
 
     def _publish(self) -> None:
         """What the Temporal UI shows and searches: the search attributes and the current
@@ -937,7 +1020,7 @@ class IncidentWorkflow:
                     result_type=Delivery,
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=SINGLE_ATTEMPT,
-                    summary=f"{message.kind} {message.person} via {channel}",
+                    summary=f"{SUMMARY_VERB[message.kind]} {message.person} via {channel}",
                 )
                 return "not configured" if delivery.outcome == "not_configured" else delivery
             except ActivityError as err:

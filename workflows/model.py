@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from workflows.durations import Duration
-from workflows.policy import PolicyName, Priority
+from workflows.decisions import Pause, TierClock
+from workflows.policy import PolicyName, PolicySnapshot, Priority
 
 TASK_QUEUE = "escalations"
 WORKFLOW_ID_PREFIX = "incident-"
@@ -95,7 +96,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class IncidentRequest(_Model):
+class NewIncident(_Model):
     """What a backend service, an alert or the CLI sends to open (or join) an incident."""
 
     policy: PolicyName
@@ -105,8 +106,6 @@ class IncidentRequest(_Model):
     details: dict[str, Any] = Field(default_factory=dict)
     reporter: Annotated[str, AfterValidator(_check_email)] | None = None
     """An email address: the reporter is told what happens next, and the outcome."""
-    request_id: str = ""
-    """Set by the starter; tells the first trigger (which created the incident) from repeats."""
 
     @field_validator("details")
     @classmethod
@@ -118,6 +117,17 @@ class IncidentRequest(_Model):
                 "send a link to the full data instead"
             )
         return value
+
+
+class IncidentRequest(NewIncident):
+    """The incident workflow's input: a new incident, or (after continue-as-new) one going on."""
+
+    request_id: str = ""
+    """Set by the starter; tells the first trigger (which created the incident) from repeats."""
+    carried: CarriedState | None = None
+    """The state of the incident so far, when a long-lived incident continues as a new run."""
+    history_limit: int | None = None
+    """Continue as a new run once the history has this many events (default: the workflow's)."""
 
 
 class TimelineEvent(_Model):
@@ -268,3 +278,36 @@ class Delivery(_Model):
 
 class PolicyRef(_Model):
     name: PolicyName
+
+
+class CarriedState(_Model):
+    """Everything an incident knows, handed from one run to the next by continue-as-new, so
+    that a long-lived incident tells one story across runs."""
+
+    priority: str
+    snapshot: PolicySnapshot
+    policies_in_force: list[PolicySnapshot]
+    state: Status
+    tier: int
+    round: int
+    clock: TierClock | None
+    exhausted: bool
+    triggered_at: datetime
+    resolve_by: datetime | None
+    sla_breached: bool
+    sla_reason: str | None
+    snoozed_until: datetime | None
+    pause: Pause | None
+    paused_clock: TierClock | None
+    status_before_wait: Status
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    occurrences: int
+    tried: list[str]
+    timeline: list[TimelineEvent]
+    notification_count: int
+    paged_people: list[str]
+    runs: int
+
+
+IncidentRequest.model_rebuild()

@@ -1,5 +1,5 @@
 """The incident's typed search attributes: what the Temporal UI and ``escalate list`` filter on,
-e.g. ``Status="triggered" AND Tier>=2``. Registered by ``escalate dev``, by every worker at start
+e.g. ``IncidentStatus="triggered" AND Tier>=2``. Registered by ``escalate dev``, by every worker at start
 (when the cluster lets it) and by ``escalate setup`` on a real cluster."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 INCIDENT_KEY = SearchAttributeKey.for_keyword("IncidentKey")
 POLICY = SearchAttributeKey.for_keyword("Policy")
 PRIORITY = SearchAttributeKey.for_keyword("Priority")
-STATUS = SearchAttributeKey.for_keyword("Status")
+STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
+"""Not `Status`: the visibility query parser reads an unquoted STATUS as an SQL keyword, and the
+Temporal UI would show a custom `Status` in place of the execution status."""
 TIER = SearchAttributeKey.for_int("Tier")
 ACKNOWLEDGED_BY = SearchAttributeKey.for_keyword("AcknowledgedBy")
 SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
