@@ -178,7 +178,7 @@ class Policy(_Strict):
     manager: PersonName
     windows: dict[Priority, Windows] = Field(min_length=1)
     tiers: list[Tier] = Field(min_length=1)
-    repeat: int = Field(default=0, ge=0, le=100)
+    repeat: int = Field(default=0, ge=0, le=10_000)
     calendar: str | Calendar | None = None
     """Business hours for windows with ``business_time: true``: the name of a calendar in
     ``calendars.yaml`` beside the policies, or a calendar written here."""
