@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     """Signs one-click acknowledge/resolve links; unset: messages carry no links."""
     link_ttl: Duration = timedelta(hours=24)
     """How long a one-click link stays usable."""
+    encryption_key: SecretStr | None = None
+    """Base64 AES-256 key: when set, every payload escalate writes to Temporal is encrypted."""
+    encryption_key_id: str = "key-1"
+    encryption_old_keys: SecretStr | None = None
+    """Keys retired by a rotation, still needed to read older histories: ``id:base64,…``."""
+    codec_cors_origins: str = "http://localhost:8080,http://localhost:8233"
+    """Origins (the Temporal UI) allowed to call the codec endpoint from a browser."""
     alertmanager_policy: str | None = None
     """The policy for Alertmanager alerts without an ``escalate_policy`` label."""
     alertmanager_priority: str = "P3"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from escalate.settings import Settings, get_settings
 
 DEFAULT_ADDRESS = "localhost:7233"
 
@@ -21,9 +25,22 @@ def connect_config(address: str | None = None) -> dict[str, Any]:
     return config
 
 
-async def connect(address: str | None = None, runtime: Runtime | None = None) -> Client:
+def data_converter(settings: Settings | None = None) -> DataConverter:
+    """Pydantic payloads, encrypted when ``ESCALATE_ENCRYPTION_KEY`` is set."""
+    from escalate.codec import codec_from
+
+    settings = settings or get_settings()
+    codec = codec_from(
+        settings.encryption_key.get_secret_value() if settings.encryption_key else None,
+        settings.encryption_key_id,
+        settings.encryption_old_keys.get_secret_value() if settings.encryption_old_keys else None,
+    )
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec) if codec else pydantic_data_converter
+
+
+async def connect(address: str | None = None, runtime: Runtime | None = None, settings: Settings | None = None) -> Client:
     return await Client.connect(
-        **connect_config(address), data_converter=pydantic_data_converter, **({"runtime": runtime} if runtime else {})
+        **connect_config(address), data_converter=data_converter(settings), **({"runtime": runtime} if runtime else {})
     )
 
 

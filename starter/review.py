@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -37,6 +36,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from escalate.temporal import data_converter
 from workflows.incident import IncidentWorkflow
 from workflows.model import IncidentRequest, IncidentStatus, TimelineEvent, workflow_id
 from workflows.policy import PolicySnapshot
@@ -129,7 +129,7 @@ async def replay(
     replayer = Replayer(
         workflows=workflows or [IncidentWorkflow],
         workflow_runner=workflow_runner(),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
         interceptors=[_CaptureInterceptor()],
         runtime=_runtime(),
     )
@@ -159,7 +159,12 @@ async def replay(
 def incident_key_of(history: WorkflowHistory) -> str:
     """The incident key, from the workflow's input in the first event."""
     started = history.events[0].workflow_execution_started_event_attributes
-    [request] = pydantic_data_converter.payload_converter.from_payloads(list(started.input.payloads), [IncidentRequest])
+    converter = data_converter()
+    payloads = list(started.input.payloads)
+    codec = converter.payload_codec
+    if codec is not None and hasattr(codec, "decode_now"):
+        payloads = codec.decode_now(payloads)
+    [request] = converter.payload_converter.from_payloads(payloads, [IncidentRequest])
     return request.key
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from escalate.links import LinkError, read_token
 from escalate.logs import get_logger
 from escalate.settings import Settings
+from escalate.temporal import data_converter
 from starter.api import Escalations, IncidentNotFound, IncidentRejected, InvalidRequest, TemporalUnavailable
 from workflows.durations import Duration
 from workflows.model import IncidentRequest, IncidentStatus, Text, Who
@@ -207,6 +209,14 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
         description="Durable escalation pipelines for incidents and support cases, on Temporal.",
     )
     app.state.settings = settings
+    origins = [origin.strip() for origin in settings.codec_cors_origins.split(",") if origin.strip()]
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+        allow_credentials=True,
+    )
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Any) -> Response:
@@ -452,6 +462,28 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
             detail = "; ".join(f"{e['alert']} ({e['alertname']}): {e['detail']}" for e in outcome["errors"])
             raise Problem(422, "Some alerts could not be taken", detail, **outcome)
         return outcome
+
+    # ── the codec endpoint (Temporal UI and CLI: --codec-endpoint) ──
+
+    @app.post("/codec/{direction}", tags=["codec"])
+    async def codec(direction: Literal["encode", "decode"], request: Request, _: Authorised) -> JSONResponse:
+        """Temporal's remote codec protocol: the Temporal UI sends encrypted payloads here and
+        shows what comes back, so authorised users read incidents that are stored encrypted."""
+        from google.protobuf import json_format
+        from temporalio.api.common.v1 import Payloads
+
+        codec = data_converter(settings).payload_codec
+        if codec is None:
+            raise Problem(404, "Encryption is off", "ESCALATE_ENCRYPTION_KEY is not set: payloads are not encrypted")
+        try:
+            payloads = json_format.Parse(await request.body(), Payloads())
+        except json_format.ParseError as err:
+            raise Problem(400, "Malformed payloads", f"send {{\"payloads\": [...]}} in Temporal's JSON format: {err}") from None
+        try:
+            done = await (codec.encode if direction == "encode" else codec.decode)(list(payloads.payloads))
+        except ValueError as err:
+            raise Problem(422, "Cannot decode", str(err)) from None
+        return JSONResponse(json_format.MessageToDict(Payloads(payloads=done)))
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

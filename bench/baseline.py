@@ -1,0 +1,73 @@
+"""The bare-Temporal baselines: the least a workflow can do for the same job, with no escalation
+layer. They live here, not in ``workflows/``, and run on a worker with the same settings as the
+escalate worker (same runner, cache, slots, data converter, metrics runtime).
+
+This module is imported into the workflow sandbox: stdlib and temporalio only, no entry point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from temporalio import activity, workflow
+
+BARE_ACTIVITY = "bench_bare_step"
+
+
+@activity.defn(name=BARE_ACTIVITY)
+async def bare_step(key: str) -> str:
+    """The one side effect: does nothing, like a notification to a channel that only logs."""
+    return key
+
+
+@workflow.defn(name="BenchBare")
+class BareWorkflow:
+    """Throughput baseline: one activity, wait for a signal, return."""
+
+    def __init__(self) -> None:
+        self.stepped = False
+        self.released = False
+
+    @workflow.run
+    async def run(self, key: str) -> str:
+        await workflow.execute_activity(BARE_ACTIVITY, key, start_to_close_timeout=timedelta(seconds=30))
+        self.stepped = True
+        await workflow.wait_condition(lambda: self.released)
+        return key
+
+    @workflow.signal
+    def release(self) -> None:
+        self.released = True
+
+    @workflow.query
+    def done_step(self) -> bool:
+        return self.stepped
+
+
+@dataclass
+class TimerArgs:
+    key: str
+    due: float
+    """Unix seconds: sleep until then, then run the activity."""
+    step_first: bool = False
+    """Run the activity once before sleeping as well (as an incident pages tier 1 first)."""
+
+
+@workflow.defn(name="BenchBareTimer")
+class BareTimerWorkflow:
+    """Timing and memory baseline: (one activity,) sleep until an absolute time, one activity."""
+
+    @workflow.run
+    async def run(self, args: TimerArgs) -> None:
+        if args.step_first:
+            await workflow.execute_activity(BARE_ACTIVITY, args.key, start_to_close_timeout=timedelta(seconds=30))
+        due = datetime.fromtimestamp(args.due, timezone.utc)
+        left = due - workflow.now()
+        if left > timedelta(0):
+            await workflow.sleep(left)
+        await workflow.execute_activity(BARE_ACTIVITY, args.key, start_to_close_timeout=timedelta(seconds=30))
+
+
+BARE_WORKFLOWS = [BareWorkflow, BareTimerWorkflow]
+BARE_ACTIVITIES = [bare_step]
