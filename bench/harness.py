@@ -98,6 +98,35 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU time of the server, the worker and the bench (client) process over a measurement, as a
+    share of one core: says which of them was busy, and so which was the limit."""
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = pids
+        self.start: dict[str, float] = {}
+        self.wall = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.wall = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.monotonic() - self.wall
+        self.used = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+
+    def shares(self) -> dict[str, float]:
+        """Cores used on average (1.0 = one core busy all the time)."""
+        return {name: round(used / self.wall, 2) for name, used in self.used.items()} if self.wall else {}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -321,6 +350,10 @@ class Stage:
     task_queue: str
     server: BenchServer
     policy_dir: Path
+
+    def cpu_meter(self) -> CpuMeter:
+        assert self.server.process is not None
+        return CpuMeter(server=self.server.process.pid, worker=self.worker.pid, bench=os.getpid())
 
 
 @asynccontextmanager

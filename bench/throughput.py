@@ -63,7 +63,8 @@ async def measure(options: Options, kind: str) -> dict[str, Any]:
         await bounded(options.concurrency, warm, lambda i: one(f"warm-{i}"))
         say(options, f"throughput {kind}: {options.incidents} runs, concurrency {options.concurrency}")
         started = time.perf_counter()
-        latencies = await bounded(options.concurrency, options.incidents, lambda i: one(f"tp-{i}"))
+        with world.cpu_meter() as cpu:
+            latencies = await bounded(options.concurrency, options.incidents, lambda i: one(f"tp-{i}"))
         elapsed = time.perf_counter() - started
         rss = world.worker.rss_mb()
     result = {
@@ -73,6 +74,7 @@ async def measure(options: Options, kind: str) -> dict[str, Any]:
         "latency_p50_s": round(percentile(latencies, 0.5), 3),
         "latency_p99_s": round(percentile(latencies, 0.99), 3),
         "worker_rss_mb_after": rss,
+        "cpu_cores_used": cpu.shares(),
     }
     say(options, f"throughput {kind}: {result['per_second']}/s")
     return result

@@ -339,7 +339,7 @@ class IncidentWorkflow:
 
     def _start_tier(self, tier: int, *, round: int, at: datetime) -> None:
         self.tier, self.round = tier, round
-        self.clock = decisions.clock_for_tier(tier, round, at, self.windows, self.policy.calendar)
+        self.clock = decisions.clock_for_tier(tier, round, at, self.tier_windows(tier), self.policy.calendar)
 
     def _remind(self) -> None:
         assert self.clock is not None
@@ -383,7 +383,7 @@ class IncidentWorkflow:
             due_at=ended.deadline,
             detail=(
                 f"no ack at tier {ended.tier} ({self.policy.tier_name(ended.tier)}) within "
-                f"{format_duration(self.windows.ack_within)}; now tier {target.tier} "
+                f"{format_duration(self.tier_windows(ended.tier).ack_within)}; now tier {target.tier} "
                 f"({self.policy.tier_name(target.tier)}){round_note}"
             ),
         )
@@ -635,7 +635,7 @@ class IncidentWorkflow:
             self._stop_paging()
             now = workflow.now()
             self.pause = decisions.pause_clocks(
-                self.clock, self.resolve_by, self.sla_breached, now, self.windows, self.policy.calendar
+                self.clock, self.resolve_by, self.sla_breached, now, self.tier_windows(self.tier), self.policy.calendar
             )
             self.paused_clock = self.clock
             self.status_before_wait = self.state
@@ -708,7 +708,10 @@ class IncidentWorkflow:
                 "priority_changed",
                 tier=self.tier,
                 who=request.by,
-                detail=f"{previous} → {request.priority}; ack within {format_duration(self.windows.ack_within)}{resolve_note}",
+                detail=(
+                    f"{previous} → {request.priority}; ack within "
+                    f"{format_duration(self.tier_windows(self.tier).ack_within)}{resolve_note}"
+                ),
             )
             self._changed()
             return self._status(since=mark)
@@ -760,6 +763,10 @@ class IncidentWorkflow:
     def windows(self) -> Windows:
         return self.policy.policy.windows_for(self.priority)
 
+    def tier_windows(self, tier: int) -> Windows:
+        """The windows of one tier at the current priority (a tier may have its own window)."""
+        return self.policy.policy.windows_for_tier(self.priority, tier)
+
     async def _until_ready(self) -> None:
         await workflow.wait_condition(lambda: self.snapshot is not None or self.rejection is not None)
         if self.rejection is not None:
@@ -784,7 +791,7 @@ class IncidentWorkflow:
         """Start the stopped clocks again with the time they had left."""
         assert self.pause is not None
         clock, resolve_by = decisions.resume_clocks(
-            self.pause, self.paused_clock, workflow.now(), self.windows, self.policy.calendar
+            self.pause, self.paused_clock, workflow.now(), self.tier_windows(self.tier), self.policy.calendar
         )
         if self.pause.sla_left is not None:  # else there is none, or it was breached already
             self.resolve_by = resolve_by

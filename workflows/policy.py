@@ -156,6 +156,14 @@ def _owner_list(value: Any) -> Any:
 class Tier(_Strict):
     name: str = Field(min_length=1)
     owners: Annotated[list[str], BeforeValidator(_owner_list)]
+    ack_within: Duration | dict[Priority, Duration] | None = None
+    """This tier's own window instead of the priority's: one for every priority (``5m``) or per
+    priority (``{P1: 5m, P3: 1d}``; the others keep the priority's window)."""
+
+    def window_override(self, priority: str) -> timedelta | None:
+        if isinstance(self.ack_within, dict):
+            return self.ack_within.get(priority)
+        return self.ack_within
 
     @field_validator("owners")
     @classmethod
@@ -212,6 +220,35 @@ class Policy(_Strict):
                     )
                 written[priority] = key
         return value
+
+    def windows_for_tier(self, priority: str, tier: int) -> Windows:
+        """The priority's windows, with the tier's own ``ack_within`` when it has one (a
+        reminder that does not fit inside the tier's shorter window is left out)."""
+        windows = self.windows_for(priority)
+        override = self.tiers[tier - 1].window_override(normalise_priority(priority))
+        if override is None or override == windows.ack_within:
+            return windows
+        fields = {**windows.model_dump(), "ack_within": override}
+        for reminder in ("remind_before", "remind_at"):
+            if fields[reminder] is not None and fields[reminder] >= override:
+                fields[reminder] = None
+        return Windows.model_validate(fields)
+
+    @model_validator(mode="after")
+    def _tier_windows_are_for_known_priorities(self) -> Policy:
+        for index, tier in enumerate(self.tiers):
+            if isinstance(tier.ack_within, dict):
+                for priority in tier.ack_within:
+                    if priority not in self.windows:
+                        raise ValueError(
+                            f"tiers[{index}].ack_within gives a window for {priority}, which the policy has no "
+                            f"windows for: use one of {', '.join(sorted(self.windows))}"
+                        )
+            for priority in self.windows:
+                override = tier.window_override(priority)
+                if override is not None and override <= timedelta(0):
+                    raise ValueError(f"tiers[{index}].ack_within must be longer than 0s: write e.g. ack_within: 5m")
+        return self
 
     def windows_for(self, priority: str) -> Windows:
         try:
