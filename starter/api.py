@@ -264,8 +264,9 @@ class Escalations:
     async def resolve(self, key: str, *, by: str, resolution: str) -> IncidentStatus:
         return await self._update(key, IncidentWorkflow.resolve, ResolveRequest, by=by, resolution=resolution)
 
-    async def escalate(self, key: str, *, by: str, reason: str) -> IncidentStatus:
-        return await self._update(key, IncidentWorkflow.escalate, EscalateRequest, by=by, reason=reason)
+    async def escalate(self, key: str, *, by: str, reason: str, to: str | None = None) -> IncidentStatus:
+        """Escalate by hand: to the next tier, or to the tier ``to`` (a number or a tier name)."""
+        return await self._update(key, IncidentWorkflow.escalate, EscalateRequest, by=by, reason=reason, to=to)
 
     async def reassign(self, key: str, *, policy: str, by: str, reason: str) -> IncidentStatus:
         return await self._update(key, IncidentWorkflow.reassign, ReassignRequest, by=by, policy=policy, reason=reason)

@@ -161,9 +161,15 @@ def resolve(
 
 
 @app.command()
-def up(key: Key, by: By, reason: Annotated[str, typer.Option(help="Why it needs the next tier.")], as_json: AsJson = False) -> None:
-    """Escalate by hand to the next tier, which is paged at once."""
-    status = _run(lambda e: e.escalate(key, by=by, reason=reason))
+def up(
+    key: Key,
+    by: By,
+    reason: Annotated[str, typer.Option(help="Why it needs the next tier.")],
+    to: Annotated[str | None, typer.Option("--to", help='Jump to this tier (number or name, e.g. "L3 head").')] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Escalate by hand to the next tier (or the one given with --to), which is paged at once."""
+    status = _run(lambda e: e.escalate(key, by=by, reason=reason, to=to))
     emit(status, as_json, f"escalated {key} to tier {status.tier} ({status.tier_name})")
 
 

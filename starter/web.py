@@ -68,6 +68,7 @@ class ResolveBody(_Body):
 class EscalateBody(_Body):
     by: Who
     reason: Text
+    to: str | None = None
 
 
 class ReassignBody(_Body):
@@ -337,7 +338,7 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
 
     @app.post("/v1/incidents/{key}/escalate", response_model=IncidentStatus, tags=["responders"])
     async def escalate(key: str, body: EscalateBody, _: Authorised) -> IncidentStatus:
-        return await act(key, lambda e: e.escalate(key, by=body.by, reason=body.reason))
+        return await act(key, lambda e: e.escalate(key, by=body.by, reason=body.reason, to=body.to))
 
     @app.post("/v1/incidents/{key}/reassign", response_model=IncidentStatus, tags=["responders"])
     async def reassign(key: str, body: ReassignBody, _: Authorised) -> IncidentStatus:

@@ -68,20 +68,24 @@ def clock_for_tier(
     return TierClock(tier=tier, round=round, started_at=started_at, remind_at=remind_at, deadline=deadline)
 
 
-def next_position(tier: int, round: int, tier_count: int, repeat: int) -> Position | None:
+def next_position(tier: int, round: int, tier_count: int, repeat: int | None, repeat_from: int = 1) -> Position | None:
     """Where an unacknowledged incident goes when its tier's window ends; None when exhausted.
 
-    After the top tier the policy starts again at tier 1 for ``repeat`` more rounds.
+    After the top tier the policy starts again at ``repeat_from`` (tier 1 unless the policy says
+    otherwise) for ``repeat`` more rounds; ``None`` repeats without end.
     """
     if tier < tier_count:
         return Position(tier + 1, round)
-    if round < repeat:
-        return Position(1, round + 1)
+    if repeat is None or round < repeat:
+        return Position(repeat_from, round + 1)
     return None
 
 
-def manual_escalation_target(tier: int, tier_count: int) -> int | None:
-    """The tier a responder's ``escalate up`` moves to, or None at the top tier."""
+def manual_escalation_target(tier: int, tier_count: int, to: int | None = None) -> int | None:
+    """The tier a responder's ``escalate up`` moves to: the next one, or the one asked for;
+    None when there is none (at the top tier, or asked for the tier it is at)."""
+    if to is not None:
+        return to if 1 <= to <= tier_count and to != tier else None
     return tier + 1 if tier < tier_count else None
 
 

@@ -357,23 +357,9 @@ class IncidentWorkflow:
         assert self.clock is not None
         ended = self.clock
         self.tried.append(self._tier_phrase(ended.tier, held=decisions.held_for(ended, ended.deadline)))
-        target = decisions.next_position(ended.tier, ended.round, self.policy.tier_count, self.policy.policy.repeat)
+        target = self._next_position(ended)
         if target is None:
-            self.clock = None
-            self.exhausted = True
-            rounds = self.policy.policy.repeat + 1
-            self._record(
-                "exhausted",
-                tier=ended.tier,
-                due_at=ended.deadline,
-                who=self.policy.policy.manager,
-                detail=(
-                    f"nobody acknowledged after {rounds} round(s) of {self.policy.tier_count} tier(s); "
-                    f"manager {self.policy.policy.manager} told; it stays open for an ack"
-                ),
-            )
-            self._notify_manager("exhausted", reason="every tier was paged and nobody acknowledged")
-            self.metrics.exhausted(self.policy.name)
+            self._exhaust(ended)
             return
         self._start_tier(target.tier, round=target.round, at=ended.deadline)
         round_note = f", round {target.round + 1}" if target.round else ""
@@ -390,6 +376,38 @@ class IncidentWorkflow:
         self._page("escalated")
         self._update_reporter("customer_update")
         self.metrics.escalated(self.policy.name, target.tier, "timeout")
+
+    def _next_position(self, clock: TierClock) -> decisions.Position | None:
+        policy = self.policy.policy
+        rounds = policy.repeat_rounds
+        if rounds is None and self.sla_breached:
+            rounds = clock.round  # repeat: forever ends with the resolution SLA
+        return decisions.next_position(clock.tier, clock.round, self.policy.tier_count, rounds, policy.repeat_from_tier)
+
+    def _exhaust(self, ended: TierClock) -> None:
+        """Every round is over and nobody acknowledged: what the policy's on_exhausted says."""
+        policy = self.policy.policy
+        self.clock = None
+        self.exhausted = True
+        rounds = f"after {ended.round + 1} round(s) of {self.policy.tier_count} tier(s)"
+        if policy.on_exhausted == "keep_open":
+            after = "it stays open for an ack"
+        elif policy.on_exhausted == "resolve":
+            after = "closed, as the policy says (on_exhausted: resolve)"
+        else:
+            after = f"manager {policy.manager} told; it stays open for an ack"
+        self._record(
+            "exhausted",
+            tier=ended.tier,
+            due_at=ended.deadline,
+            who=policy.manager if policy.on_exhausted == "notify_manager" else None,
+            detail=f"nobody acknowledged {rounds}; {after}",
+        )
+        self.metrics.exhausted(self.policy.name)
+        if policy.on_exhausted == "notify_manager":
+            self._notify_manager("exhausted", reason="every tier was paged and nobody acknowledged")
+        elif policy.on_exhausted == "resolve":
+            self._close("escalate", "closed unacknowledged: every tier was paged and nobody acknowledged")
 
     def _breach_sla(self) -> None:
         self.sla_breached = True
@@ -494,16 +512,7 @@ class IncidentWorkflow:
         mark = len(self.timeline)
         async with self.lock:
             self._validate_resolve(request)
-            self._stop_paging()
-            self.state = "resolved"
-            self.pause, self.paused_clock = None, None
-            self.resolved_by, self.resolved_at, self.resolution = request.by, workflow.now(), request.resolution
-            self.clock = None
-            self.snoozed_until = None
-            self._record("resolved", tier=self.tier, who=request.by, detail=request.resolution)
-            self.metrics.resolved(self.policy.name, self.priority)
-            self._tell_everyone_paged()
-            self._changed()
+            self._close(request.by, request.resolution)
             return self._status(since=mark)
 
     @resolve.validator
@@ -517,7 +526,7 @@ class IncidentWorkflow:
         mark = len(self.timeline)
         async with self.lock:
             self._validate_escalate(request)
-            target = decisions.manual_escalation_target(self.tier, self.policy.tier_count)
+            target = decisions.manual_escalation_target(self.tier, self.policy.tier_count, self._wanted_tier(request))
             assert target is not None
             if self.pause is not None:
                 self._end_wait()
@@ -544,7 +553,14 @@ class IncidentWorkflow:
     @escalate.validator
     def _validate_escalate(self, request: EscalateRequest) -> None:
         self._refuse_if_resolved("escalated")
-        if self.snapshot is not None and decisions.manual_escalation_target(self.tier, self.policy.tier_count) is None:
+        if self.snapshot is not None and request.to is not None:
+            wanted = self._wanted_tier(request)
+            names = ", ".join(f"{n} {tier.name}" for n, tier in enumerate(self.policy.policy.tiers, 1))
+            if wanted is None:
+                raise Rejected(f"there is no tier {request.to!r} in policy {self.policy.name}: the tiers are {names}")
+            if wanted == self.tier:
+                raise Rejected(f"incident {self.request.key} is already at tier {self.tier} ({self.policy.tier_name(self.tier)})")
+        elif self.snapshot is not None and decisions.manual_escalation_target(self.tier, self.policy.tier_count) is None:
             raise Rejected(
                 f"incident {self.request.key} is already at the top tier ({self.tier} of "
                 f"{self.policy.tier_count}: {self.policy.tier_name(self.tier)}); reassign it to "
@@ -763,6 +779,9 @@ class IncidentWorkflow:
     def windows(self) -> Windows:
         return self.policy.policy.windows_for(self.priority)
 
+    def _wanted_tier(self, request: EscalateRequest) -> int | None:
+        return self.policy.policy.tier_number(request.to) if request.to is not None else None
+
     def tier_windows(self, tier: int) -> Windows:
         """The windows of one tier at the current priority (a tier may have its own window)."""
         return self.policy.policy.windows_for_tier(self.priority, tier)
@@ -779,6 +798,18 @@ class IncidentWorkflow:
                 f"{_clock_time(self.resolved_at)}): it cannot be {verb}",
                 kind="AlreadyResolved",
             )
+
+    def _close(self, by: str, resolution: str) -> None:
+        self._stop_paging()
+        self.state = "resolved"
+        self.pause, self.paused_clock = None, None
+        self.resolved_by, self.resolved_at, self.resolution = by, workflow.now(), resolution
+        self.clock = None
+        self.snoozed_until = None
+        self._record("resolved", tier=self.tier, who=by, detail=resolution)
+        self.metrics.resolved(self.policy.name, self.priority)
+        self._tell_everyone_paged()
+        self._changed()
 
     def _refuse_if_waiting(self, verb: str) -> None:
         if self.state == "waiting":
@@ -810,9 +841,9 @@ class IncidentWorkflow:
         return f"tier {tier} {self.policy.tier_name(tier)} ({people}) for {format_duration(held)}"
 
     def _next_tier_phrase(self) -> str:
-        target = decisions.next_position(self.tier, self.round, self.policy.tier_count, self.policy.policy.repeat)
+        target = self._next_position(self.clock) if self.clock is not None else None
         if target is None:
-            return " to the manager"
+            return " to the manager" if self.policy.policy.on_exhausted == "notify_manager" else " nowhere (every round is over)"
         return f" to tier {target.tier} ({self.policy.tier_name(target.tier)})"
 
     def _wait_summary(self, moment: datetime | None) -> str:

@@ -202,6 +202,8 @@ class ResolveRequest(_Model):
 class EscalateRequest(_Model):
     by: Who
     reason: Text
+    to: str | None = None
+    """A tier to jump to, by number or name; the next tier when not given."""
 
 
 class ReassignRequest(_Model):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -186,7 +186,13 @@ class Policy(_Strict):
     manager: PersonName
     windows: dict[Priority, Windows] = Field(min_length=1)
     tiers: list[Tier] = Field(min_length=1)
-    repeat: int = Field(default=0, ge=0, le=10_000)
+    repeat: int | Literal["forever"] = Field(default=0)
+    """Extra rounds after the top tier; ``forever`` keeps paging until the resolution SLA passes
+    (or for good, without one)."""
+    repeat_from: str | None = None
+    """The tier (by name) each extra round starts from; tier 1 unless given."""
+    on_exhausted: Literal["notify_manager", "resolve", "keep_open"] = "notify_manager"
+    """When every round is over: tell the manager (and stay open), close it, or just stay open."""
     calendar: str | Calendar | None = None
     """Business hours for windows with ``business_time: true``: the name of a calendar in
     ``calendars.yaml`` beside the policies, or a calendar written here."""
@@ -220,6 +226,42 @@ class Policy(_Strict):
                     )
                 written[priority] = key
         return value
+
+    @field_validator("repeat")
+    @classmethod
+    def _repeat_range(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 0 <= value <= 10_000:
+            raise ValueError("repeat is the number of extra rounds: write 0 to 10000, or forever")
+        return value
+
+    @model_validator(mode="after")
+    def _repeat_from_is_a_tier(self) -> Policy:
+        names = [tier.name for tier in self.tiers]
+        if self.repeat_from is not None and self.repeat_from not in names:
+            close = difflib.get_close_matches(self.repeat_from, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"repeat_from {self.repeat_from!r} is not a tier: {hint}the tiers are {', '.join(names)}")
+        return self
+
+    @property
+    def repeat_rounds(self) -> int | None:
+        """Extra rounds after the first; None repeats without end."""
+        return None if self.repeat == "forever" else self.repeat
+
+    @property
+    def repeat_from_tier(self) -> int:
+        return [tier.name for tier in self.tiers].index(self.repeat_from) + 1 if self.repeat_from else 1
+
+    def tier_number(self, wanted: str) -> int | None:
+        """A tier by its number or name (any case), for ``escalate up --to``."""
+        text = wanted.strip()
+        if text.isdigit():
+            number = int(text)
+            return number if 1 <= number <= len(self.tiers) else None
+        for number, tier in enumerate(self.tiers, 1):
+            if tier.name.lower() == text.lower():
+                return number
+        return None
 
     def windows_for_tier(self, priority: str, tier: int) -> Windows:
         """The priority's windows, with the tier's own ``ack_within`` when it has one (a
