@@ -175,14 +175,45 @@ def sla_breached(deadline: datetime | None, already_breached: bool, now: datetim
     return deadline is not None and not already_breached and deadline <= now
 
 
+class AckClock(BaseModel):
+    """An acknowledgement that runs out (``ack_timeout``): when the acker is reminded, and when
+    the incident returns to its tier unless it is resolved first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    acknowledged_at: datetime
+    remind_at: datetime
+    expires_at: datetime
+    reminded: bool = False
+
+
+def ack_clock(acknowledged_at: datetime, windows: Windows) -> AckClock | None:
+    """The clock of an acknowledgement, if the priority's windows give it a timeout. The acker is
+    reminded ``remind_before`` ahead of it when that fits, else a quarter of the timeout ahead."""
+    timeout = windows.ack_timeout
+    if timeout is None:
+        return None
+    ahead = windows.remind_before if windows.remind_before is not None and windows.remind_before < timeout else timeout / 4
+    return AckClock(
+        acknowledged_at=acknowledged_at,
+        remind_at=acknowledged_at + timeout - ahead,
+        expires_at=acknowledged_at + timeout,
+    )
+
+
 def next_wakeup(
     clock: TierClock | None,
     sla_deadline: datetime | None,
     sla_already_breached: bool,
     snoozed_until: datetime | None,
+    acknowledgement: AckClock | None = None,
 ) -> datetime | None:
     """The earliest moment at which something is due, or None when only a responder can act."""
     moments: list[datetime] = []
+    if acknowledgement is not None:
+        if not acknowledgement.reminded:
+            moments.append(acknowledgement.remind_at)
+        moments.append(acknowledgement.expires_at)
     if clock is not None:
         if not clock.reminded and clock.remind_at is not None and clock.remind_at < clock.deadline:
             moments.append(clock.remind_at)

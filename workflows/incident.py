@@ -69,6 +69,7 @@ SUMMARY_VERB: dict[str, str] = {
     "unreachable": "tell the manager (tier unreachable):",
     "resolved": "tell the outcome to",
     "customer_update": "update the reporter",
+    "ack_reminder": "remind the acker",
 }
 """How each kind of message reads in the Temporal UI's event list: "remind erin via email"."""
 HISTORY_LIMIT = 10_000
@@ -127,6 +128,7 @@ class IncidentWorkflow:
         self.status_before_wait: Status = "triggered"
         self.acknowledged_by: str | None = None
         self.acknowledged_at: datetime | None = None
+        self.ack_clock: decisions.AckClock | None = None
         self.resolved_by: str | None = None
         self.resolved_at: datetime | None = None
         self.resolution: str | None = None
@@ -171,6 +173,10 @@ class IncidentWorkflow:
             now = workflow.now()
             if self.snoozed_until is not None and self.snoozed_until <= now:
                 self._wake_from_snooze()
+            if self.ack_clock is not None and not self.ack_clock.reminded and self.ack_clock.remind_at <= now:
+                self._remind_acker()
+            if self.ack_clock is not None and self.ack_clock.expires_at <= now:
+                self._expire_acknowledgement()
             if self.clock is not None and decisions.reminder_due(self.clock, now):
                 self._remind()
             while self.clock is not None and decisions.window_ended(self.clock, now):
@@ -263,6 +269,7 @@ class IncidentWorkflow:
             notification_count=self.notification_count,
             paged_people=list(self.paged_people),
             runs=self.runs + 1,
+            ack_clock=self.ack_clock,
         )
 
     def _restore(self, carried: CarriedState) -> None:
@@ -288,6 +295,7 @@ class IncidentWorkflow:
         self.notification_count = carried.notification_count
         self.paged_people = dict.fromkeys(carried.paged_people)
         self.runs = carried.runs  # search attributes are published afresh by the new run
+        self.ack_clock = carried.ack_clock
 
     def _publish(self) -> None:
         """What the Temporal UI shows and searches: the search attributes and the current
@@ -331,7 +339,9 @@ class IncidentWorkflow:
         return f"[{self.priority}] {where}: {now}{sla}"
 
     def _next_wakeup(self) -> datetime | None:
-        return decisions.next_wakeup(self.clock, self._running_sla(), self.sla_breached, self.snoozed_until)
+        return decisions.next_wakeup(
+            self.clock, self._running_sla(), self.sla_breached, self.snoozed_until, self.ack_clock
+        )
 
     def _running_sla(self) -> datetime | None:
         """The resolution deadline, unless its clock is stopped (waiting on the customer)."""
@@ -409,6 +419,48 @@ class IncidentWorkflow:
         elif policy.on_exhausted == "resolve":
             self._close("escalate", "closed unacknowledged: every tier was paged and nobody acknowledged")
 
+    def _remind_acker(self) -> None:
+        assert self.ack_clock is not None and self.acknowledged_by is not None
+        self.ack_clock = self.ack_clock.model_copy(update={"reminded": True})
+        self._record(
+            "reminded",
+            tier=self.tier,
+            who=self.acknowledged_by,
+            due_at=self.ack_clock.remind_at,
+            detail=(
+                f"{self.acknowledged_by}'s acknowledgement runs out at {_clock_time(self.ack_clock.expires_at)}: "
+                "resolve it, or acknowledge again to keep it"
+            ),
+        )
+        if self.acknowledged_by in self.policy.people:
+            self._start_delivery(
+                self._message("ack_reminder", self.acknowledged_by),
+                self.policy.people[self.acknowledged_by].channels,
+                paging_round=self.paging_round,
+            )
+
+    def _expire_acknowledgement(self) -> None:
+        """ack_timeout: acknowledged but not resolved in time, so it goes back to its tier."""
+        assert self.ack_clock is not None
+        expired, acker = self.ack_clock, self.acknowledged_by
+        self.ack_clock = None
+        self._stop_paging()
+        self.state = "triggered"
+        self.acknowledged_by = None
+        self._start_tier(self.tier, round=self.round, at=expired.expires_at)
+        self._record(
+            "ack_expired",
+            tier=self.tier,
+            who=acker,
+            due_at=expired.expires_at,
+            detail=(
+                f"acknowledged by {acker} at {_clock_time(expired.acknowledged_at)} but not resolved within "
+                f"{format_duration(expired.expires_at - expired.acknowledged_at)}: back to tier {self.tier} "
+                f"({self.policy.tier_name(self.tier)}), paged again"
+            ),
+        )
+        self._page("page", reason=f"{acker}'s acknowledgement ran out")
+
     def _breach_sla(self) -> None:
         self.sla_breached = True
         self._record(
@@ -482,12 +534,18 @@ class IncidentWorkflow:
         async with self.lock:
             self._validate_acknowledge(request)
             self._stop_paging()
+            renewed = self.state == "acknowledged" and self.acknowledged_by == request.by
             if self.state == "waiting":
                 # Still waiting on the customer; when it resumes, nothing escalates any more.
                 self.status_before_wait, self.paused_clock = "acknowledged", None
             else:
                 self.state = "acknowledged"
             self.acknowledged_by, self.acknowledged_at = request.by, workflow.now()
+            self.ack_clock = decisions.ack_clock(workflow.now(), self.windows)
+            if renewed and self.ack_clock is not None:
+                request = request.model_copy(
+                    update={"note": f"acknowledged again until {_clock_time(self.ack_clock.expires_at)}" + (f": {request.note}" if request.note else "")}
+                )
             self.clock = None
             self.snoozed_until = None
             self._record("acknowledged", tier=self.tier, who=request.by, detail=request.note or "")
@@ -500,6 +558,8 @@ class IncidentWorkflow:
     @acknowledge.validator
     def _validate_acknowledge(self, request: AckRequest) -> None:
         self._refuse_if_resolved("acknowledged")
+        if self.state == "acknowledged" and request.by == self.acknowledged_by and self.ack_clock is not None:
+            return  # the acker renews an acknowledgement that would otherwise run out
         if self.state == "acknowledged" or (self.state == "waiting" and self.status_before_wait == "acknowledged"):
             raise Rejected(
                 f"incident {self.request.key} is already acknowledged by {self.acknowledged_by} "
@@ -531,6 +591,7 @@ class IncidentWorkflow:
             if self.pause is not None:
                 self._end_wait()
             self._stop_paging()
+            self.ack_clock = None
             self.tried.append(self._tier_phrase(self.tier, held=self._held_so_far()))
             was = self.tier
             self.state = "triggered"
@@ -586,6 +647,7 @@ class IncidentWorkflow:
             previous = self.policy.name
             self.snapshot = snapshot
             self.policies_in_force.append(snapshot)
+            self.ack_clock = None
             self.state = "triggered"
             self.acknowledged_by = None
             self.snoozed_until = None
@@ -621,6 +683,7 @@ class IncidentWorkflow:
             self._stop_paging()
             self.state = "snoozed"
             self.clock = None
+            self.ack_clock = None
             self.snoozed_until = workflow.now() + request.duration
             self._record(
                 "snoozed",
@@ -656,6 +719,7 @@ class IncidentWorkflow:
             self.paused_clock = self.clock
             self.status_before_wait = self.state
             self.state = "waiting"
+            self.ack_clock = None  # waiting on the customer is not the acker's delay
             self.clock = None
             self._record("waiting", tier=self.tier, who=request.by, detail=request.reason)
             self._changed()
@@ -801,6 +865,7 @@ class IncidentWorkflow:
 
     def _close(self, by: str, resolution: str) -> None:
         self._stop_paging()
+        self.ack_clock = None
         self.state = "resolved"
         self.pause, self.paused_clock = None, None
         self.resolved_by, self.resolved_at, self.resolution = by, workflow.now(), resolution
@@ -828,6 +893,8 @@ class IncidentWorkflow:
             self.resolve_by = resolve_by
         self.state = self.status_before_wait
         self.clock = clock if self.state == "triggered" else None
+        if self.state == "acknowledged":
+            self.ack_clock = decisions.ack_clock(workflow.now(), self.windows)
         self.pause, self.paused_clock = None, None
 
     def _changed(self) -> None:
@@ -1135,6 +1202,7 @@ class IncidentWorkflow:
             next_escalation_at=clock.deadline if clock else None,
             snoozed_until=self.snoozed_until,
             waiting_since=self.pause.since if self.pause else None,
+            ack_expires_at=self.ack_clock.expires_at if self.ack_clock else None,
             occurrences=self.occurrences,
             triggered_at=self.triggered_at,
             resolved_at=self.resolved_at,

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from workflows.durations import Duration
-from workflows.decisions import Pause, TierClock
+from workflows.decisions import AckClock, Pause, TierClock
 from workflows.policy import PolicyName, PolicySnapshot, Priority
 
 TASK_QUEUE = "escalations"
@@ -64,6 +64,7 @@ EventKind = Literal[
     "escalated",
     "exhausted",
     "acknowledged",
+    "ack_expired",
     "noted",
     "reassigned",
     "snoozed",
@@ -85,6 +86,7 @@ MessageKind = Literal[
     "unreachable",
     "resolved",
     "customer_update",
+    "ack_reminder",
 ]
 
 
@@ -169,6 +171,8 @@ class IncidentStatus(_Model):
     snoozed_until: datetime | None = None
     waiting_since: datetime | None = None
     """Set while waiting on the customer: escalation and the SLA clock are stopped."""
+    ack_expires_at: datetime | None = None
+    """When the acknowledgement runs out (policies with ack_timeout), unless resolved first."""
     occurrences: int = 1
     triggered_at: datetime | None = None
     resolved_at: datetime | None = None
@@ -310,6 +314,7 @@ class CarriedState(_Model):
     notification_count: int
     paged_people: list[str]
     runs: int
+    ack_clock: AckClock | None = None
 
 
 IncidentRequest.model_rebuild()

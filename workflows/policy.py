@@ -90,6 +90,9 @@ class Windows(_Strict):
     resolve_within: Duration | None = None
     business_time: bool = False
     """Count these windows in the policy's calendar: days as business days, hours as open time."""
+    ack_timeout: Duration | None = None
+    """An acknowledgement not followed by a resolution within this returns the incident to its
+    tier, which is paged again (the acker is reminded first)."""
 
     @field_validator("ack_within")
     @classmethod
@@ -129,6 +132,13 @@ class Windows(_Strict):
                 f"{shown}: write a duration shorter than {shown}, e.g. remind_at: "
                 f"{format_duration(window * 2 / 3)}"
             )
+        return value
+
+    @field_validator("ack_timeout")
+    @classmethod
+    def _positive_ack_timeout(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("ack_timeout must be longer than 0s: write e.g. ack_timeout: 30m")
         return value
 
     @field_validator("resolve_within")
