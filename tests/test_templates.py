@@ -94,8 +94,9 @@ SAMPLES: dict[str, Notification] = {
         resolution="rolled back gateway release 4.2.1; card payments succeed again",
     ),
     "customer_update": notification("customer_update", REPORTER),
+    "ack_reminder": notification("ack_reminder", "alice", tier=2, acknowledged_by="alice"),
 }
-TO_RESPONDERS = ["page", "reminder", "escalated", "exhausted", "sla_breach", "unreachable"]
+TO_RESPONDERS = ["page", "reminder", "escalated", "exhausted", "sla_breach", "unreachable", "ack_reminder"]
 """Messages asking the person to act on an open incident: each says how to acknowledge."""
 TO_REPORTER = ["resolved-to-reporter", "customer_update"]
 
@@ -113,7 +114,9 @@ def rendered(sample: str) -> RenderedMessage:
 
 def test_every_message_kind_has_a_sample_and_a_template() -> None:
     kinds = set(get_args(MessageKind))
-    assert kinds == {"page", "reminder", "escalated", "exhausted", "sla_breach", "unreachable", "resolved", "customer_update"}
+    assert kinds == {
+        "page", "reminder", "escalated", "exhausted", "sla_breach", "unreachable", "resolved", "customer_update", "ack_reminder"
+    }
     assert {note.kind for note in SAMPLES.values()} == kinds
     assert {path.stem for path in DEFAULT_TEMPLATES.glob("[!_]*.j2")} == kinds
 
