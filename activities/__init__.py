@@ -7,7 +7,16 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.channels import Channel, EmailChannel, LogChannel, SlackChannel, SmtpSettings, WebhookChannel
+from activities.channels import (
+    Channel,
+    EmailChannel,
+    LogChannel,
+    PushChannel,
+    SlackChannel,
+    SmtpSettings,
+    TeamsChannel,
+    WebhookChannel,
+)
 from activities.messages import TemplateProblem, Templates
 from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy
 from escalate.links import link_url, make_token
@@ -31,6 +40,12 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
             settings.slack_webhook_url,
             settings.slack_api_url,
             settings.webhook_timeout_seconds,
+        ),
+        "teams": TeamsChannel(settings.webhook_timeout_seconds, settings.api_url),
+        "push": PushChannel(
+            settings.webhook_timeout_seconds,
+            settings.api_url,
+            settings.ntfy_token.get_secret_value() if settings.ntfy_token else None,
         ),
     }
     if settings.smtp_url:

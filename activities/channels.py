@@ -8,6 +8,7 @@ retries the activity with backoff, with the same idempotency key).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import re
@@ -16,7 +17,7 @@ import time
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
 import aiosmtplib
@@ -239,13 +240,13 @@ def _raise_for_status(response: httpx.Response, what: str) -> None:
     raise permanent_failure(message)
 
 
-class WebhookChannel:
-    """A signed JSON POST. 2xx: delivered; 4xx: permanent; 5xx, 408, 429 and timeouts: retried."""
+class _HttpChannel:
+    """A channel that POSTs to the address with httpx: 2xx delivered; 408, 425, 429 and 5xx
+    and timeouts retried; other answers (redirects included) permanent."""
 
-    name = "webhook"
+    name = ""
 
-    def __init__(self, secret: str | None, timeout: float) -> None:
-        self.secret = secret
+    def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._client: httpx.AsyncClient | None = None
 
@@ -254,6 +255,28 @@ class WebhookChannel:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
         return self._client
+
+    async def post(self, url: str, what: str, **request: Any) -> httpx.Response:
+        try:
+            response = await self.client.post(url, **request)
+        except httpx.TimeoutException:
+            raise transient_failure(f"no answer from {url} within {self.timeout:g}s") from None
+        except httpx.TransportError as err:
+            raise transient_failure(f"cannot reach {url}: {err or type(err).__name__}") from None
+        except httpx.InvalidURL as err:
+            raise permanent_failure(f"{url!r} is not a usable URL: {err}") from None
+        _raise_for_status(response, what)
+        return response
+
+
+class WebhookChannel(_HttpChannel):
+    """A signed JSON POST. 2xx: delivered; 4xx: permanent; 5xx, 408, 429 and timeouts: retried."""
+
+    name = "webhook"
+
+    def __init__(self, secret: str | None, timeout: float) -> None:
+        super().__init__(timeout)
+        self.secret = secret
 
     def payload(self, note: Notification, message: RenderedMessage) -> bytes:
         body = WebhookPayload(
@@ -285,15 +308,7 @@ class WebhookChannel:
         }
         if self.secret:
             headers["Escalate-Signature"] = sign(self.secret, int(time.time()), body)
-        try:
-            response = await self.client.post(note.address, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise transient_failure(f"no answer from {note.address} within {self.timeout:g}s") from None
-        except httpx.TransportError as err:
-            raise transient_failure(f"cannot reach {note.address}: {err or type(err).__name__}") from None
-        except httpx.InvalidURL as err:
-            raise permanent_failure(f"{note.address!r} is not a usable URL: {err}") from None
-        _raise_for_status(response, "the webhook")
+        response = await self.post(note.address, "the webhook", content=body, headers=headers)
         return Delivery(channel=self.name, outcome="delivered", detail=f"HTTP {response.status_code}")
 
 
@@ -370,3 +385,82 @@ class SlackChannel:
         except OSError as err:
             raise transient_failure(f"cannot reach the Slack API: {err}") from None
         return Delivery(channel=self.name, outcome="delivered", detail=f"Slack message to {channel}")
+
+
+def adaptive_card(note: Notification, message: RenderedMessage, status_url: str) -> dict[str, Any]:
+    """A Teams message: an Adaptive Card with the page, and buttons to acknowledge and to look."""
+    actions = []
+    if message.ack_link:
+        actions.append({"type": "Action.OpenUrl", "title": "Acknowledge", "url": message.ack_link})
+    if status_url:
+        actions.append({"type": "Action.OpenUrl", "title": "Open the incident", "url": status_url})
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "text": message.subject, "weight": "Bolder", "size": "Medium", "wrap": True},
+            {"type": "TextBlock", "text": message.body or message.text, "wrap": True},
+            {"type": "TextBlock", "text": f"To acknowledge: escalate ack {note.incident_key} --by {note.person}",
+             "isSubtle": True, "wrap": True},
+        ],
+        "actions": actions,
+    }
+    return {
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}],
+    }
+
+
+class TeamsChannel(_HttpChannel):
+    """Microsoft Teams incoming webhooks (the address is the webhook URL)."""
+
+    name = "teams"
+
+    def __init__(self, timeout: float, api_url: str) -> None:
+        super().__init__(timeout)
+        self.api_url = api_url
+
+    async def send(self, note: Notification, message: RenderedMessage) -> Delivery:
+        status_url = f"{self.api_url.rstrip('/')}/v1/incidents/{note.incident_key}/review?format=html"
+        response = await self.post(note.address, "the Teams webhook", json=adaptive_card(note, message, status_url))
+        return Delivery(channel=self.name, outcome="delivered", detail=f"HTTP {response.status_code}")
+
+
+NTFY_PRIORITY = {"P1": "5", "P2": "4", "P3": "3", "P4": "2", "P5": "1"}
+
+
+def _header_text(text: str) -> str:
+    """A header value ntfy reads: plain ASCII as it is, anything else as RFC 2047 UTF-8."""
+    try:
+        text.encode("ascii")
+        return text
+    except UnicodeEncodeError:
+        return "=?UTF-8?B?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+class PushChannel(_HttpChannel):
+    """ntfy-compatible push (self-hosted, no vendor cloud): POST the message to <server>/<topic>
+    with a title, a priority and an action button (the one-click acknowledge link)."""
+
+    name = "push"
+
+    def __init__(self, timeout: float, api_url: str, token: str | None) -> None:
+        super().__init__(timeout)
+        self.api_url = api_url
+        self.token = token
+
+    async def send(self, note: Notification, message: RenderedMessage) -> Delivery:
+        link = message.ack_link or f"{self.api_url.rstrip('/')}/v1/incidents/{note.incident_key}"
+        label = "Acknowledge" if message.ack_link else "Open the incident"
+        headers = {
+            "Title": _header_text(message.subject),
+            "Priority": NTFY_PRIORITY.get(note.priority, "3"),
+            "Tags": "rotating_light" if note.priority in ("P1", "P2") else "warning",
+            "Actions": f"view, {label}, {link}, clear=true",
+            "X-Escalate-Idempotency-Key": note.idempotency_key,
+        }
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        response = await self.post(note.address, "the push server", content=(message.body or message.text).encode(), headers=headers)
+        return Delivery(channel=self.name, outcome="delivered", detail=f"HTTP {response.status_code}")

@@ -26,6 +26,9 @@ class RenderedMessage:
     subject: str
     text: str
     html: str
+    body: str = ""
+    """The text without its footer (for cards and push notifications, which have buttons)."""
+    ack_link: str = ""
 
 
 def _when(moment: datetime | None) -> str:
@@ -105,7 +108,7 @@ class Templates:
         text = f"{body}\n\n{footer}\n"
         paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in text.splitlines() if line.strip())
         page = f"<html><body><h3>{html.escape(subject)}</h3>{paragraphs}</body></html>"
-        return RenderedMessage(subject=subject, text=text, html=page)
+        return RenderedMessage(subject=subject, text=text, html=page, body=body, ack_link=ack_link)
 
 
     def check(self) -> None:

@@ -13,6 +13,7 @@ import base64
 import os
 from collections.abc import Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
@@ -67,7 +68,14 @@ class EncryptionCodec(PayloadCodec):
                     f"a payload was encrypted with key {key_id!r}, which this process does not have: "
                     "add it to ESCALATE_ENCRYPTION_OLD_KEYS as id:base64"
                 )
-            decoded.append(Payload.FromString(decryptor.decrypt(payload.data[:12], payload.data[12:], None)))
+            try:
+                plain = decryptor.decrypt(payload.data[:12], payload.data[12:], None)
+            except InvalidTag:
+                raise CodecKeyError(
+                    f"a payload encrypted with key {key_id!r} does not decrypt with this process's key of that id: "
+                    "the key is not the one it was written with (or the payload was altered)"
+                ) from None
+            decoded.append(Payload.FromString(plain))
         return decoded
 
     def _encrypt(self, data: bytes) -> bytes:
@@ -85,5 +93,10 @@ def codec_from(key: str | None, key_id: str, old_keys: str | None) -> Encryption
             kid, _, text = entry.strip().partition(":")
             if not text:
                 raise CodecKeyError("ESCALATE_ENCRYPTION_OLD_KEYS: write id:base64-key[,id:base64-key…]")
+            if kid == key_id:
+                raise CodecKeyError(
+                    f"ESCALATE_ENCRYPTION_OLD_KEYS has a key with id {kid!r}, the id of the current key: "
+                    "give the new key a new ESCALATE_ENCRYPTION_KEY_ID"
+                )
             olds[kid] = parse_key(text, f"ESCALATE_ENCRYPTION_OLD_KEYS ({kid})")
     return EncryptionCodec(key_id, parse_key(key), olds)

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     slack_webhook_url: str | None = None
     """A Slack incoming webhook: chat messages to handles go to its channel, mentioning them."""
     slack_api_url: str = "https://slack.com/api/"
+    ntfy_token: SecretStr | None = None
+    """An ntfy access token, for push topics that need one."""
     template_dir: Path | None = None
     """A folder of message templates that override the built-in ones (same file names)."""
     api_token: SecretStr | None = None

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         TriggerResult,
     )
-    from workflows.policy import ContactPoint, PolicySnapshot, Windows
+    from workflows.policy import ContactPoint, Person, PolicySnapshot, Windows
 
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 POLICY_RETRY = RetryPolicy(
@@ -967,12 +967,13 @@ class IncidentWorkflow:
         reach = TierReach(tier=self.tier, people=len(people)) if kind in ("page", "escalated") else None
         for person in people:
             self.paged_people.setdefault(person, None)
-            self._start_delivery(
-                self._message(kind, person, reason=reason),
-                self.policy.people[person].channels,
-                paging_round=self.paging_round,
-                reach=reach,
-            )
+            contact = self.policy.people[person]
+            message = self._message(kind, person, reason=reason)
+            if contact.rules and kind in ("page", "escalated"):
+                self.deliveries_in_flight += 1
+                asyncio.create_task(self._follow_rules(message, contact, self.paging_round, reach))
+            else:
+                self._start_delivery(message, contact.channels, paging_round=self.paging_round, reach=reach)
 
     def _notify_manager(self, kind: MessageKind, *, reason: str) -> None:
         # Not a page: an acknowledgement does not stop it.
@@ -1063,6 +1064,37 @@ class IncidentWorkflow:
             self.deliveries_in_flight -= 1
             if reach is not None:
                 self._count_reach(reach, outcome, paging_round, message.person)
+
+    async def _follow_rules(
+        self, message: Notification, contact: Person, paging_round: int, reach: TierReach | None
+    ) -> None:
+        """A person's contact rules: each step at its time after the page, on its channel, until
+        the tier acknowledges (or anything else ends this paging round): then no step is left."""
+        paged_at = workflow.now()
+        try:
+            for step, rule in enumerate(contact.rules, 1):
+                due = paged_at + rule.after
+                if due > workflow.now():
+                    try:
+                        await workflow.wait_condition(
+                            lambda: not self._still_wanted(paging_round),
+                            timeout=due - workflow.now(),
+                            timeout_summary=f"{message.person}: contact step {step} via {rule.via}",
+                        )
+                    except asyncio.TimeoutError:
+                        pass
+                if not self._still_wanted(paging_round):
+                    return
+                point = next(point for point in contact.channels if point.channel == rule.via)
+                step_message = message.model_copy(update={"idempotency_key": f"{message.idempotency_key}/step{step}"})
+                outcome = await self._reach(step_message, [point], paging_round)
+                if step == 1 and reach is not None:
+                    self._count_reach(reach, outcome, paging_round, message.person)
+                    reach = None
+        finally:
+            self.deliveries_in_flight -= 1
+            if reach is not None:  # stopped before the first step got anywhere
+                self._count_reach(reach, "stopped", paging_round, message.person)
 
     async def _reach(self, message: Notification, points: list[ContactPoint], paging_round: int | None) -> str:
         skipped: list[str] = []

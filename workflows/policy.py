@@ -325,7 +325,8 @@ class Policy(_Strict):
         return tiers
 
 
-CHANNELS = ("email", "webhook", "chat")
+CHANNELS = ("email", "webhook", "chat", "teams", "push")
+"""``teams``: a Microsoft Teams incoming-webhook URL; ``push``: an ntfy topic URL (server/topic)."""
 
 
 class ContactPoint(_Strict):
@@ -333,15 +334,27 @@ class ContactPoint(_Strict):
     address: str
 
 
+class ContactRule(_Strict):
+    """One step of a person's contact rules: this long after they are paged, reach them here."""
+
+    after: Duration
+    via: str
+
+
 class Person(_Strict):
     """One contact of the directory; ``channels`` keeps the order the file lists them in."""
 
     channels: list[ContactPoint]
+    rules: list[ContactRule] = Field(default_factory=list)
+    """Steps while their tier is unacknowledged, e.g. chat at once, email after 5m, push after
+    10m; without rules a page goes to the first channel that works."""
 
     @model_validator(mode="before")
     @classmethod
     def _from_mapping(cls, data: Any) -> Any:
         if isinstance(data, dict) and "channels" not in data:
+            data = dict(data)
+            rules = data.pop("rules", None)
             unknown = [name for name in data if name not in CHANNELS]
             if unknown:
                 name = unknown[0]
@@ -357,11 +370,24 @@ class Person(_Strict):
             ]
             if not points:
                 raise ValueError(
-                    "no way to reach this person: give at least one of email, webhook, chat, "
+                    f"no way to reach this person: give at least one of {', '.join(CHANNELS)}, "
                     "e.g. {email: alice@example.com}"
                 )
-            return {"channels": points}
+            return {"channels": points, "rules": rules or []}
         return data
+
+    @model_validator(mode="after")
+    def _rules_use_known_channels(self) -> Person:
+        have = [point.channel for point in self.channels]
+        for index, rule in enumerate(self.rules):
+            if rule.via not in have:
+                raise ValueError(
+                    f"rules[{index}] goes via {rule.via!r}, but this person has no {rule.via} address: "
+                    f"use one of {', '.join(have)}, or add a {rule.via}: address"
+                )
+        if any(later.after < earlier.after for earlier, later in zip(self.rules, self.rules[1:])):
+            raise ValueError("rules must be in the order they happen: each after: no earlier than the one before")
+        return self
 
     def address(self, channel: str) -> str | None:
         return next((point.address for point in self.channels if point.channel == channel), None)
