@@ -9,6 +9,7 @@ Every error names the file, the line, the field path and what to write instead, 
 from __future__ import annotations
 
 import difflib
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, RootModel, ValidationError
 
 from workflows.calendar import Calendar
+from workflows.schedule import Schedule, coverage_gaps, describe_gap
 from workflows.policy import (
     Directory,
     Policy,
@@ -26,6 +28,7 @@ from workflows.policy import (
     Tier,
     calendar_problem,
     contact_problems,
+    tier_calendar_problems,
     directory_problems,
     snapshot,
 )
@@ -33,6 +36,7 @@ from workflows.policy import (
 DIRECTORY_FILE = "directory.yaml"
 CALENDARS_FILE = "calendars.yaml"
 NOT_POLICIES = {DIRECTORY_FILE, CALENDARS_FILE}
+SCHEDULES_DIR = "schedules"
 
 
 class Calendars(RootModel[dict[str, Calendar]]):
@@ -281,6 +285,7 @@ def _validate(document: _Document, model: type[BaseModel], kind: str) -> Any:
 
 
 _EMPTY_HINT = {
+    "schedule": "a schedule needs schedule:, timezone: and layers: (see examples/policies/schedules/)",
     "calendars": 'calendars.yaml names calendars, e.g. uk-office: {timezone: Europe/London, hours: {mon-fri: "09:00-17:00"}}',
     "policy": "a policy needs policy:, manager:, windows: and tiers: (see examples/policies/)",
     "directory": "a directory lists people: (and optionally teams:), e.g. people: {alice: {email: alice@example.com}}",
@@ -306,6 +311,7 @@ def _split_path(path: str) -> list[Any]:
 class CheckReport:
     checked: list[str] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
+    warnings: list[FileProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -317,6 +323,7 @@ class PolicyStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
+        self._documents: dict[str, _Document] = {}
 
     def policy_files(self) -> list[Path]:
         if not self.folder.is_dir():
@@ -368,6 +375,67 @@ class PolicyStore:
             return {}
         return _validate(document, Calendars, "calendars").root
 
+    def schedules(self, calendars: dict[str, Calendar] | None = None) -> dict[str, Schedule]:
+        """The on-call schedules of ``schedules/*.yaml``, with named layer calendars resolved."""
+        folder = self.folder / SCHEDULES_DIR
+        if not folder.is_dir():
+            return {}
+        calendars = self.calendars() if calendars is None else calendars
+        found: dict[str, Schedule] = {}
+        problems: list[FileProblem] = []
+        for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+            try:
+                document = _read(path)
+                schedule: Schedule = _validate(document, Schedule, "schedule")
+            except PolicyError as err:
+                problems.extend(err.problems)
+                continue
+            layers = []
+            for index, layer in enumerate(schedule.layers):
+                if isinstance(layer.active, str):
+                    if layer.active not in calendars:
+                        problems.append(
+                            FileProblem(
+                                str(path),
+                                document.line_of(["layers", index, "active"]),
+                                f"layers[{index}].active",
+                                f"unknown calendar {layer.active!r}: add it to calendars.yaml, or use one of "
+                                f"{', '.join(sorted(calendars)) or '(calendars.yaml defines none)'}",
+                            )
+                        )
+                        continue
+                    layer = layer.model_copy(update={"active": calendars[layer.active]})
+                layers.append(layer)
+            if schedule.schedule in found:
+                problems.append(
+                    FileProblem(str(path), document.line_of(["schedule"]), "schedule", f"the name {schedule.schedule!r} is used twice: give each schedule its own name")
+                )
+            found[schedule.schedule] = schedule.model_copy(update={"layers": layers})
+            self._documents[schedule.schedule] = document
+        if problems:
+            raise PolicyError(problems)
+        return found
+
+    def schedule_people_problems(self, schedules: dict[str, Schedule], directory: Directory) -> list[FileProblem]:
+        """Everyone a schedule names must be a person of the directory."""
+        problems = []
+        people = sorted(directory.people)
+        for name, schedule in schedules.items():
+            document = self._documents.get(name)
+            places = [(["layers", i, "participants", j], who) for i, layer in enumerate(schedule.layers) for j, who in enumerate(layer.participants)]
+            places += [(["overrides", i, "who"], override.who) for i, override in enumerate(schedule.overrides)]
+            for loc, who in places:
+                if who not in directory.people:
+                    problems.append(
+                        FileProblem(
+                            str(document.path) if document else name,
+                            document.line_of(loc) if document else None,
+                            _format_loc(tuple(loc)),
+                            f"unknown contact {who!r}: add {who} under people: in directory.yaml, or use one of {', '.join(people)}",
+                        )
+                    )
+        return problems
+
     def load(self, name: str) -> PolicySnapshot:
         """The snapshot of one policy; UnknownPolicy or PolicyError when it cannot be had."""
         unreadable: list[str] = []
@@ -388,12 +456,16 @@ class PolicyStore:
             policy = _validate(document, Policy, "policy")
             directory = self.directory()
             calendars = self.calendars()
-            problems = contact_problems(policy, directory)
+            schedules = self.schedules(calendars)
+            problems = contact_problems(policy, directory, schedules) + tier_calendar_problems(policy, calendars)
             if (problem := calendar_problem(policy, calendars)) is not None:
                 problems.append(problem)
             if problems:
                 raise PolicyError(_located(document, problems))
-            return snapshot(policy, directory, source=str(path), calendars=calendars)
+            schedule_problems = self.schedule_people_problems(schedules, directory)
+            if schedule_problems:
+                raise PolicyError(schedule_problems)
+            return snapshot(policy, directory, source=str(path), calendars=calendars, schedules=schedules)
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         known = ", ".join(sorted(names)) or "none"
@@ -436,6 +508,31 @@ def check_paths(paths: list[Path]) -> CheckReport:
                 report.checked.append(str(folder / CALENDARS_FILE))
             except PolicyError as err:
                 report.problems.extend(err.problems)
+        store = PolicyStore(folder)
+        schedules: dict[str, Schedule] | None = None
+        if (folder / SCHEDULES_DIR).is_dir():
+            try:
+                schedules = store.schedules(calendars or {})
+                report.checked.extend(str(store._documents[name].path) for name in schedules)
+                if directory is not None:
+                    report.problems.extend(store.schedule_people_problems(schedules, directory))
+                now = datetime.now(timezone.utc)
+                for name, schedule in schedules.items():
+                    gaps = coverage_gaps(schedule, now)
+                    if gaps:
+                        shown = "; ".join(describe_gap(gap, schedule.zone) for gap in gaps[:3])
+                        more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
+                        report.warnings.append(
+                            FileProblem(
+                                str(store._documents[name].path),
+                                None,
+                                "",
+                                f"nobody is on call {shown}{more} (in the next 4 weeks): a tier of only this "
+                                "schedule is skipped then; add a layer or participants to cover it",
+                            )
+                        )
+            except PolicyError as err:
+                report.problems.extend(err.problems)
         seen: dict[str, str] = {}
         for path in files:
             report.checked.append(str(path))
@@ -449,7 +546,7 @@ def check_paths(paths: list[Path]) -> CheckReport:
             except PolicyError as err:
                 report.problems.extend(err.problems)
                 if directory is not None and isinstance(document.data, dict):
-                    report.problems.extend(_located(document, contact_problems(document.data, directory)))
+                    report.problems.extend(_located(document, contact_problems(document.data, directory, schedules)))
                 continue
             if policy.policy in seen:
                 report.problems.append(
@@ -462,7 +559,8 @@ def check_paths(paths: list[Path]) -> CheckReport:
                 )
             seen[policy.policy] = str(path)
             if directory is not None:
-                report.problems.extend(_located(document, contact_problems(policy, directory)))
+                report.problems.extend(_located(document, contact_problems(policy, directory, schedules)))
+            report.problems.extend(_located(document, tier_calendar_problems(policy, calendars or {})))
             problem = calendar_problem(policy, calendars or {}) if calendars is not None or not (folder / CALENDARS_FILE).exists() else None
             if problem is not None:
                 report.problems.extend(_located(document, [problem]))

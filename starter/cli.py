@@ -365,6 +365,35 @@ def replay(
         raise typer.Exit(1)
 
 
+@app.command()
+def oncall(
+    schedule: Annotated[str | None, typer.Argument(help="One schedule (all of them when left out).")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="A time (ISO 8601; UTC unless it says otherwise).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Who is on call now (or at --at), from the schedules beside the policies."""
+    from starter.oncall import PolicyError, UnknownSchedule, parse_moment, who_is_on_call
+
+    try:
+        moment = parse_moment(at) if at else None
+    except ValueError as err:
+        fail(f"--at: {err}", 2)
+    try:
+        answers = who_is_on_call(get_settings(), schedule, moment)
+    except (UnknownSchedule, PolicyError) as err:
+        fail(str(err))
+    if as_json:
+        typer.echo(json.dumps([json.loads(answer.model_dump_json()) for answer in answers], indent=2))
+        return
+    if not answers:
+        typer.echo("no schedules")
+    for answer in answers:
+        who = answer.who or "NOBODY (a gap in the schedule)"
+        until = f" until {_time(answer.until)}" if answer.until else ""
+        via = f" ({answer.layer})" if answer.layer else ""
+        typer.echo(f"{answer.schedule:<24} {who}{via}{until}")
+
+
 @policy_app.command("check")
 def policy_check(paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Policy files or folders.")]) -> None:
     """Validate policy files: each problem names the file, line, field and what to write instead."""
@@ -373,6 +402,8 @@ def policy_check(paths: Annotated[list[Path], typer.Argument(metavar="PATH...", 
     report = check_paths(paths)
     for problem in report.problems:
         typer.echo(f"error: {problem}", err=True)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     failed = {problem.file for problem in report.problems}
     for checked in report.checked:
         if checked not in failed:

@@ -486,6 +486,23 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
             raise Problem(422, "Cannot decode", str(err)) from None
         return JSONResponse(json_format.MessageToDict(Payloads(payloads=done)))
 
+    @app.get("/v1/oncall", tags=["schedules"])
+    async def oncall(_: Authorised, schedule: str | None = None, at: str | None = None) -> list[dict[str, Any]]:
+        """Who is on call now (or ``at`` an ISO 8601 time) in each schedule, or in one."""
+        from starter.oncall import PolicyError, UnknownSchedule, parse_moment, who_is_on_call
+
+        try:
+            moment = parse_moment(at) if at else None
+        except ValueError as err:
+            raise Problem(422, "Invalid request", f"at: {err}", errors=[{"field": "at", "message": str(err)}]) from None
+        try:
+            answers = who_is_on_call(settings, schedule, moment)
+        except UnknownSchedule as err:
+            raise Problem(404, "No such schedule", str(err)) from None
+        except PolicyError as err:
+            raise Problem(500, "Schedules do not load", str(err)) from None
+        return [answer.model_dump(mode="json") for answer in answers]
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

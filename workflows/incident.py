@@ -137,6 +137,9 @@ class IncidentWorkflow:
         self.timeline: list[TimelineEvent] = []
         self.paging_round = 0
         self.paged_people: dict[str, None] = {}
+        self.tier_people_now: list[str] = []
+        """Who the current tier's page went to (schedules resolved when it was paged)."""
+        self.skipped_in_a_row = 0
         self.deliveries_in_flight = 0
         self.notification_count = 0
         self.revision = 0
@@ -162,7 +165,7 @@ class IncidentWorkflow:
             self.metrics.opened(self.policy.name, self.priority)
             self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows, self.policy.calendar)
             self._start_tier(1, round=0, at=self.triggered_at)
-            self._page("page")
+            self._page_or_skip("page")
             self._update_reporter("customer_update")
 
         while self.state != "resolved":
@@ -270,6 +273,8 @@ class IncidentWorkflow:
             paged_people=list(self.paged_people),
             runs=self.runs + 1,
             ack_clock=self.ack_clock,
+            tier_people_now=self.tier_people_now,
+            skipped_in_a_row=self.skipped_in_a_row,
         )
 
     def _restore(self, carried: CarriedState) -> None:
@@ -296,6 +301,8 @@ class IncidentWorkflow:
         self.paged_people = dict.fromkeys(carried.paged_people)
         self.runs = carried.runs  # search attributes are published afresh by the new run
         self.ack_clock = carried.ack_clock
+        self.tier_people_now = list(carried.tier_people_now)
+        self.skipped_in_a_row = carried.skipped_in_a_row
 
     def _publish(self) -> None:
         """What the Temporal UI shows and searches: the search attributes and the current
@@ -368,7 +375,7 @@ class IncidentWorkflow:
         ended = self.clock
         self.tried.append(self._tier_phrase(ended.tier, held=decisions.held_for(ended, ended.deadline)))
         target = self._next_position(ended)
-        if target is None:
+        if target is None or self.skipped_in_a_row >= self.policy.tier_count:
             self._exhaust(ended)
             return
         self._start_tier(target.tier, round=target.round, at=ended.deadline)
@@ -383,7 +390,7 @@ class IncidentWorkflow:
                 f"({self.policy.tier_name(target.tier)}){round_note}"
             ),
         )
-        self._page("escalated")
+        self._page_or_skip("escalated")
         self._update_reporter("customer_update")
         self.metrics.escalated(self.policy.name, target.tier, "timeout")
 
@@ -459,7 +466,7 @@ class IncidentWorkflow:
                 f"({self.policy.tier_name(self.tier)}), paged again"
             ),
         )
-        self._page("page", reason=f"{acker}'s acknowledgement ran out")
+        self._page_or_skip("page", reason=f"{acker}'s acknowledgement ran out")
 
     def _breach_sla(self) -> None:
         self.sla_breached = True
@@ -484,7 +491,7 @@ class IncidentWorkflow:
         self.acknowledged_by = None
         self._start_tier(self.tier, round=self.round, at=woke_at)
         self._record("woke", tier=self.tier, due_at=woke_at, detail="snooze ended; paging the current tier again")
-        self._page("page")
+        self._page_or_skip("page")
 
     # ── responders ───────────────────────────────────────────────────────────────────────────
 
@@ -605,7 +612,7 @@ class IncidentWorkflow:
                 who=request.by,
                 detail=f"manual escalation from tier {was} to tier {target} ({self.policy.tier_name(target)}): {request.reason}",
             )
-            self._page("escalated", reason=f"{request.by} escalated it by hand: {request.reason}")
+            self._page_or_skip("escalated", reason=f"{request.by} escalated it by hand: {request.reason}")
             self.metrics.escalated(self.policy.name, target, "manual")
             self._update_reporter("customer_update")
             self._changed()
@@ -662,7 +669,7 @@ class IncidentWorkflow:
                 detail=f"from {previous} to {snapshot.name} (tier 1: {snapshot.tier_name(1)}): {request.reason}",
                 policy=snapshot.name,
             )
-            self._page("page")
+            self._page_or_skip("page")
             self._update_reporter("customer_update")
             self._changed()
             return self._status(since=mark)
@@ -904,7 +911,7 @@ class IncidentWorkflow:
         return workflow.now() - self.clock.started_at if self.clock is not None else timedelta(0)
 
     def _tier_phrase(self, tier: int, *, held: timedelta) -> str:
-        people = ", ".join(self.policy.people_of(tier))
+        people = ", ".join(self.tier_people_now if tier == self.tier else self.policy.people_of(tier)) or "nobody"
         return f"tier {tier} {self.policy.tier_name(tier)} ({people}) for {format_duration(held)}"
 
     def _next_tier_phrase(self) -> str:
@@ -963,7 +970,9 @@ class IncidentWorkflow:
     def _page(self, kind: MessageKind, *, reason: str = "") -> None:
         """Notify every person of the current tier; if none of them can be reached on any
         channel, the manager is told."""
-        people = self.policy.people_of(self.tier)
+        if kind in ("page", "escalated") or not self.tier_people_now:
+            self.tier_people_now = self.policy.people_at(self.tier, workflow.now())
+        people = self.tier_people_now
         reach = TierReach(tier=self.tier, people=len(people)) if kind in ("page", "escalated") else None
         for person in people:
             self.paged_people.setdefault(person, None)
@@ -974,6 +983,25 @@ class IncidentWorkflow:
                 asyncio.create_task(self._follow_rules(message, contact, self.paging_round, reach))
             else:
                 self._start_delivery(message, contact.channels, paging_round=self.paging_round, reach=reach)
+
+    def _page_or_skip(self, kind: MessageKind, *, reason: str = "") -> None:
+        """Page the tier that just started, or skip it at once when it would page nobody (a gap
+        in its schedule, or outside its active hours): its window ends as it begins."""
+        assert self.clock is not None
+        why = self.policy.why_skipped(self.tier, self.clock.started_at)
+        if why is None:
+            self.skipped_in_a_row = 0
+            self._page(kind, reason=reason)
+            return
+        self.skipped_in_a_row += 1
+        self.tier_people_now = []
+        self.clock = self.clock.model_copy(update={"deadline": self.clock.started_at, "remind_at": None})
+        self._record(
+            "skipped",
+            tier=self.tier,
+            due_at=self.clock.started_at,
+            detail=f"tier {self.tier} ({self.policy.tier_name(self.tier)}) skipped: {why}",
+        )
 
     def _notify_manager(self, kind: MessageKind, *, reason: str) -> None:
         # Not a page: an acknowledgement does not stop it.
@@ -1207,7 +1235,7 @@ class IncidentWorkflow:
         if self.acknowledged_by is not None:
             owners = [self.acknowledged_by]
         elif snapshot is not None:
-            owners = snapshot.people_of(self.tier)
+            owners = list(self.tier_people_now)
         else:
             owners = []
         clock = self.clock

@@ -62,6 +62,7 @@ EventKind = Literal[
     "notify_failed",
     "reminded",
     "escalated",
+    "skipped",
     "exhausted",
     "acknowledged",
     "ack_expired",
@@ -315,6 +316,8 @@ class CarriedState(_Model):
     paged_people: list[str]
     runs: int
     ack_clock: AckClock | None = None
+    tier_people_now: list[str] = Field(default_factory=list)
+    skipped_in_a_row: int = 0
 
 
 IncidentRequest.model_rebuild()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from workflows.calendar import Calendar
+from workflows.schedule import Schedule, on_call
 from workflows.durations import Duration, format_duration
 
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
@@ -71,6 +72,7 @@ PolicyName = Annotated[str, AfterValidator(_check_name("policy"))]
 PersonName = Annotated[str, AfterValidator(_check_name("person"))]
 
 TEAM_PREFIX = "team:"
+SCHEDULE_PREFIX = "schedule:"
 
 
 class _Strict(BaseModel):
@@ -169,6 +171,10 @@ class Tier(_Strict):
     ack_within: Duration | dict[Priority, Duration] | None = None
     """This tier's own window instead of the priority's: one for every priority (``5m``) or per
     priority (``{P1: 5m, P3: 1d}``; the others keep the priority's window)."""
+
+    active: str | Calendar | None = None
+    """The tier takes part only while this calendar is open (e.g. an L1 desk in business
+    hours); otherwise it is skipped at once. A name from calendars.yaml or a calendar here."""
 
     def window_override(self, priority: str) -> timedelta | None:
         if isinstance(self.ack_within, dict):
@@ -412,8 +418,22 @@ def _suggest(name: str, known: list[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def owner_problem(path: str, owner: str, directory: Directory) -> Problem | None:
-    """Why ``owner`` (a person or ``team:NAME``) is not in the directory, or None if it is."""
+def owner_problem(
+    path: str, owner: str, directory: Directory, schedules: dict[str, Schedule] | None = None
+) -> Problem | None:
+    """Why ``owner`` (a person, ``team:NAME`` or ``schedule:NAME``) is not known, or None."""
+    if owner.startswith(SCHEDULE_PREFIX):
+        name = owner[len(SCHEDULE_PREFIX) :]
+        if schedules is not None and name in schedules:
+            return None
+        known = sorted(schedules or {})
+        return Problem(
+            path=path,
+            message=(
+                f"unknown schedule {name!r}: {_suggest(name, known)}add schedules/{name}.yaml beside the "
+                f"policies, or use one of {', '.join('schedule:' + n for n in known) or '(no schedules)'}"
+            ),
+        )
     if owner.startswith(TEAM_PREFIX):
         team = owner[len(TEAM_PREFIX) :]
         if team in directory.teams:
@@ -438,7 +458,9 @@ def owner_problem(path: str, owner: str, directory: Directory) -> Problem | None
     )
 
 
-def contact_problems(policy: Policy | dict[str, Any], directory: Directory) -> list[Problem]:
+def contact_problems(
+    policy: Policy | dict[str, Any], directory: Directory, schedules: dict[str, Schedule] | None = None
+) -> list[Problem]:
     """Every owner and the manager must be a known person or team of the directory.
 
     Also takes the raw mapping of a policy file that failed validation, so that ``policy check``
@@ -451,7 +473,7 @@ def contact_problems(policy: Policy | dict[str, Any], directory: Directory) -> l
         owners = _owner_list(tier.get("owners")) if isinstance(tier, dict) else None
         for o, owner in enumerate(owners if isinstance(owners, list) else []):
             if isinstance(owner, str):
-                found.append(owner_problem(f"tiers[{t}].owners[{o}]", owner, directory))
+                found.append(owner_problem(f"tiers[{t}].owners[{o}]", owner, directory, schedules))
     manager = data.get("manager")
     if isinstance(manager, str) and not manager.startswith(TEAM_PREFIX):
         found.append(owner_problem("manager", manager, directory))
@@ -493,6 +515,10 @@ class PolicySnapshot(_Strict):
     source: str = ""
     calendar: Calendar | None = None
     """The policy's business-hours calendar, resolved from ``calendars.yaml`` when named."""
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    """The on-call schedules the tiers name (``schedule:NAME`` owners), as they were."""
+    tier_calendars: list[Calendar | None] = Field(default_factory=list)
+    """Each tier's ``active`` calendar, resolved."""
 
     @property
     def name(self) -> str:
@@ -502,7 +528,31 @@ class PolicySnapshot(_Strict):
         return self.policy.tiers[tier - 1].name
 
     def people_of(self, tier: int) -> list[str]:
+        """The tier's people as written (``schedule:NAME`` entries stand for whoever is on call)."""
         return list(self.tier_people[tier - 1])
+
+    def people_at(self, tier: int, moment: datetime) -> list[str]:
+        """Who a page of the tier goes to at ``moment``: its people, with each schedule resolved
+        to whoever is on call then (nobody, in a gap), each person once."""
+        names: list[str] = []
+        for entry in self.tier_people[tier - 1]:
+            if entry.startswith(SCHEDULE_PREFIX):
+                who = on_call(self.schedules[entry[len(SCHEDULE_PREFIX) :]], moment).who
+                if who is not None and who not in names:
+                    names.append(who)
+            elif entry not in names:
+                names.append(entry)
+        return names
+
+    def why_skipped(self, tier: int, moment: datetime) -> str | None:
+        """Why the tier would page nobody at ``moment`` (then it is skipped), or None."""
+        calendar = self.tier_calendars[tier - 1] if tier <= len(self.tier_calendars) else None
+        if calendar is not None and not calendar.is_open(moment):
+            return "outside its hours (active calendar)"
+        if not self.people_at(tier, moment):
+            gaps = [entry[len(SCHEDULE_PREFIX) :] for entry in self.tier_people[tier - 1] if entry.startswith(SCHEDULE_PREFIX)]
+            return f"nobody on call in {', '.join(gaps)}" if gaps else "nobody to page"
+        return None
 
     @property
     def tier_count(self) -> int:
@@ -523,15 +573,36 @@ def calendar_problem(policy: Policy, calendars: dict[str, Calendar]) -> Problem 
     return None
 
 
+def tier_calendar_problems(policy: Policy, calendars: dict[str, Calendar]) -> list[Problem]:
+    known = sorted(calendars)
+    return [
+        Problem(
+            path=f"tiers[{index}].active",
+            message=(
+                f"unknown calendar {tier.active!r}: {_suggest(tier.active, known)}add it to calendars.yaml, "
+                f"or use one of {', '.join(known) or '(calendars.yaml defines none)'}"
+            ),
+        )
+        for index, tier in enumerate(policy.tiers)
+        if isinstance(tier.active, str) and tier.active not in calendars
+    ]
+
+
 def snapshot(
-    policy: Policy, directory: Directory, source: str = "", calendars: dict[str, Calendar] | None = None
+    policy: Policy,
+    directory: Directory,
+    source: str = "",
+    calendars: dict[str, Calendar] | None = None,
+    schedules: dict[str, Schedule] | None = None,
 ) -> PolicySnapshot:
     """Expand ``team:`` owners to their members (each person once per tier, in written order),
-    and resolve a named calendar."""
+    keep ``schedule:`` owners with their schedules, and resolve named calendars."""
     calendars = calendars or {}
-    problems = contact_problems(policy, directory) + directory_problems(directory)
+    schedules = schedules or {}
+    problems = contact_problems(policy, directory, schedules) + directory_problems(directory)
     if (problem := calendar_problem(policy, calendars)) is not None:
         problems.append(problem)
+    problems += tier_calendar_problems(policy, calendars)
     if problems:
         raise ValueError("; ".join(f"{p.path}: {p.message}" for p in problems))
     tier_people: list[list[str]] = []
@@ -545,7 +616,26 @@ def snapshot(
             )
             names.extend(name for name in members if name not in names)
         tier_people.append(names)
-    involved = {name for names in tier_people for name in names} | {policy.manager}
+    used = {
+        entry[len(SCHEDULE_PREFIX) :]: schedules[entry[len(SCHEDULE_PREFIX) :]]
+        for names in tier_people
+        for entry in names
+        if entry.startswith(SCHEDULE_PREFIX)
+    }
+    involved = {name for names in tier_people for name in names if not name.startswith(SCHEDULE_PREFIX)}
+    involved |= {policy.manager} | {person for schedule in used.values() for person in schedule.people()}
+    missing = sorted(name for name in involved if name not in directory.people)
+    if missing:
+        raise ValueError(f"schedules name people the directory does not have: {', '.join(missing)}")
     people = {name: directory.people[name] for name in sorted(involved)}
     calendar = calendars[policy.calendar] if isinstance(policy.calendar, str) else policy.calendar
-    return PolicySnapshot(policy=policy, people=people, tier_people=tier_people, source=source, calendar=calendar)
+    tier_calendars = [calendars[t.active] if isinstance(t.active, str) else t.active for t in policy.tiers]
+    return PolicySnapshot(
+        policy=policy,
+        people=people,
+        tier_people=tier_people,
+        source=source,
+        calendar=calendar,
+        schedules=used,
+        tier_calendars=tier_calendars,
+    )
