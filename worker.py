@@ -8,14 +8,17 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import (
+    SandboxedWorkflowRunner,
+    SandboxRestrictions,
+)
 
 from activities import EscalationActivities
 from escalate.logs import get_logger
 from escalate.settings import Settings
 from escalate.temporal import ensure_search_attributes
 from workflows.incident import IncidentWorkflow
-
+from workflows.maintenance import MaintenanceWorkflow
 
 PURE_MODULES = (
     "workflows.calendar",
@@ -37,11 +40,11 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def create_worker(client: Client, settings: Settings, **options: Any) -> Worker:
     """The worker; ``options`` pass through to ``temporalio.worker.Worker`` (cache size, slots)."""
-    activities = EscalationActivities(settings)
+    activities = EscalationActivities(settings, client)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[IncidentWorkflow],
+        workflows=[IncidentWorkflow, MaintenanceWorkflow],
         activities=activities.all,
         workflow_runner=workflow_runner(),
         # In-flight notifications get this long to finish when the worker is asked to stop.

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.channels import (
     Channel,
@@ -23,7 +25,18 @@ from escalate.links import link_url, make_token
 from escalate.logs import get_logger
 from escalate.settings import Settings
 from workflows.metrics import NOTIFICATIONS
-from workflows.model import LOAD_POLICY_ACTIVITY, LOG_CHANNEL, NOTIFY_ACTIVITY, REPORTER, Delivery, Notification, PolicyRef
+from workflows.model import (
+    LOAD_POLICY_ACTIVITY,
+    LOG_CHANNEL,
+    MAINTENANCE_ACTIVITY,
+    NOTIFY_ACTIVITY,
+    REPORTER,
+    Delivery,
+    MaintenanceWindow,
+    Notification,
+    PolicyRef,
+    maintenance_id,
+)
 from workflows.policy import PolicySnapshot
 
 
@@ -69,7 +82,8 @@ def _count(channel: str, outcome: str) -> None:
 class EscalationActivities:
     """The activities of the incident workflow, configured once from the settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self.client = client
         self.store = PolicyStore(settings.policy_dir)
         self.channels = build_channels(settings)
         self.templates = Templates(settings.template_dir)
@@ -131,6 +145,22 @@ class EscalationActivities:
             links.pop("ack_link")
         return links
 
+    @activity.defn(name=MAINTENANCE_ACTIVITY)
+    async def maintenance_window(self, ref: PolicyRef) -> MaintenanceWindow | None:
+        """The policy's maintenance window, if one is on (read from its maintenance workflow)."""
+        if self.client is None:
+            return None
+        handle = self.client.get_workflow_handle(maintenance_id(ref.name))
+        try:
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                return None
+            window: MaintenanceWindow | None = await handle.query("current", result_type=MaintenanceWindow)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return window if window is not None and not window.ended_by else None
+
     @property
     def all(self) -> list[object]:
-        return [self.load_policy, self.notify]
+        return [self.load_policy, self.notify, self.maintenance_window]

@@ -9,8 +9,8 @@ Every error names the file, the line, the field path and what to write instead, 
 from __future__ import annotations
 
 import difflib
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +18,21 @@ import yaml
 from pydantic import BaseModel, RootModel, ValidationError
 
 from workflows.calendar import Calendar
-from workflows.schedule import Schedule, coverage_gaps, describe_gap
 from workflows.policy import (
     Directory,
     Policy,
+    SCHEDULE_PREFIX,
     PolicySnapshot,
     Problem,
-    Windows,
     Tier,
+    Windows,
     calendar_problem,
     contact_problems,
-    tier_calendar_problems,
     directory_problems,
     snapshot,
+    tier_calendar_problems,
 )
+from workflows.schedule import Schedule, coverage_gaps, describe_gap
 
 DIRECTORY_FILE = "directory.yaml"
 CALENDARS_FILE = "calendars.yaml"
@@ -456,7 +457,9 @@ class PolicyStore:
             policy = _validate(document, Policy, "policy")
             directory = self.directory()
             calendars = self.calendars()
-            schedules = self.schedules(calendars)
+            # A broken schedule only stops the policies that page from schedules.
+            uses_schedules = any(owner.startswith(SCHEDULE_PREFIX) for tier in policy.tiers for owner in tier.owners)
+            schedules = self.schedules(calendars) if uses_schedules else {}
             problems = contact_problems(policy, directory, schedules) + tier_calendar_problems(policy, calendars)
             if (problem := calendar_problem(policy, calendars)) is not None:
                 problems.append(problem)

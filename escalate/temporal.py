@@ -84,7 +84,10 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     Incidents publish them from the first workflow task, and a namespace without them would
     fail every such task: so workers call this before they start."""
     from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
     from temporalio.service import RPCError, RPCStatusCode
 
     from workflows import search

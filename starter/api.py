@@ -36,12 +36,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from escalate.temporal import connect, unreachable_message
 from workflows.incident import IncidentWorkflow
+from workflows.maintenance import MaintenanceWorkflow
 from workflows.model import (
     TASK_QUEUE,
     AckRequest,
     EscalateRequest,
     IncidentRequest,
     IncidentStatus,
+    MaintenanceEnd,
+    MaintenanceRequest,
+    MaintenanceWindow,
     NoteRequest,
     OccurrenceBatch,
     PriorityRequest,
@@ -50,8 +54,9 @@ from workflows.model import (
     ResumeRequest,
     SlaReasonRequest,
     SnoozeRequest,
-    WaitRequest,
     TriggerResult,
+    WaitRequest,
+    maintenance_id,
     workflow_id,
 )
 
@@ -291,6 +296,57 @@ class Escalations:
 
     async def set_priority(self, key: str, *, priority: str, by: str) -> IncidentStatus:
         return await self._update(key, IncidentWorkflow.set_priority, PriorityRequest, by=by, priority=priority)
+
+    # ── maintenance windows ──────────────────────────────────────────────────────────────────
+
+    async def start_maintenance(self, policy: str, *, duration: str | timedelta, by: str, reason: str) -> MaintenanceWindow:
+        """A maintenance window for the policy: incidents opened meanwhile page nobody until it
+        ends. Starting one while another is on extends it."""
+        try:
+            request = MaintenanceRequest.model_validate({"policy": policy, "for": duration, "by": by, "reason": reason})
+        except ValidationError as err:
+            raise InvalidRequest(describe_validation_error(err, "--")) from None
+        operation = WithStartWorkflowOperation(
+            MaintenanceWorkflow.run,
+            request,
+            id=maintenance_id(policy),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"maintenance of {policy}: {reason}"[:200],
+        )
+        try:
+            return await self.client.execute_update_with_start_workflow(
+                MaintenanceWorkflow.begin, request, start_workflow_operation=operation
+            )
+        except WorkflowUpdateFailedError as err:
+            raise IncidentRejected(_reason(err), _field(err)) from None
+        except RPCError as err:
+            self._raise_for_rpc(err, policy)
+
+    async def end_maintenance(self, policy: str, *, by: str) -> MaintenanceWindow:
+        handle = self.client.get_workflow_handle_for(MaintenanceWorkflow.run, maintenance_id(policy))
+        try:
+            return await handle.execute_update(MaintenanceWorkflow.end, MaintenanceEnd(by=by))
+        except WorkflowUpdateFailedError as err:
+            raise IncidentRejected(_reason(err)) from None
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise IncidentRejected(f"no maintenance window is on for policy {policy!r}") from None
+            self._raise_for_rpc(err, policy)
+
+    async def maintenance(self, policy: str) -> MaintenanceWindow | None:
+        """The policy's maintenance window while it is on, with the incidents it holds."""
+        handle = self.client.get_workflow_handle_for(MaintenanceWorkflow.run, maintenance_id(policy))
+        try:
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                return None
+            return await handle.query(MaintenanceWorkflow.current)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            self._raise_for_rpc(err, policy)
+        return None
 
     # ── reading ──────────────────────────────────────────────────────────────────────────────
 

@@ -16,9 +16,17 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 
+from escalate.codec import CodecKeyError
 from escalate.settings import get_settings
 from escalate.temporal import unreachable_message
-from starter.api import describe_validation_error, Escalations, IncidentNotFound, IncidentRejected, InvalidRequest, TemporalUnavailable
+from starter.api import (
+    Escalations,
+    IncidentNotFound,
+    IncidentRejected,
+    InvalidRequest,
+    TemporalUnavailable,
+    describe_validation_error,
+)
 from workflows.model import IncidentRequest, IncidentStatus, TriggerResult
 
 T = TypeVar("T")
@@ -86,6 +94,10 @@ def print_status(status: IncidentStatus) -> None:
         lines.append(f"  escalates {_time(status.next_escalation_at)}")
     if status.snoozed_until:
         lines.append(f"  snoozed   until {_time(status.snoozed_until)}")
+    if status.held_until:
+        lines.append(f"  held      by a maintenance window until {_time(status.held_until)}: nobody is paged")
+    if status.ack_expires_at:
+        lines.append(f"  ack ends  {_time(status.ack_expires_at)} (unless resolved; ack again to keep it)")
     if status.waiting_since:
         lines.append(f"  waiting   on the customer since {_time(status.waiting_since)} (clocks stopped)")
     if status.resolve_by:
@@ -295,7 +307,12 @@ def review(
     """After-action review, proven by replaying the history against today's code; or, with
     --policy/--since, figures across incidents."""
     from starter.report import render, render_policy_report
-    from starter.review import ReviewNotPossible, incidents_since, review_incident, summarise
+    from starter.review import (
+        ReviewNotPossible,
+        incidents_since,
+        review_incident,
+        summarise,
+    )
     from workflows.durations import parse_duration
 
     fmt = _check_format(fmt)
@@ -366,13 +383,53 @@ def replay(
 
 
 @app.command()
+def maintenance(
+    policy: Annotated[str, typer.Argument(help="The policy.")],
+    duration: Annotated[str | None, typer.Option("--for", help="Start (or extend) a window this long, e.g. 2h.")] = None,
+    end: Annotated[bool, typer.Option("--end", help="End the window now: held incidents page at once.")] = False,
+    by: Annotated[str | None, typer.Option("--by", help="Who is acting.")] = None,
+    reason: Annotated[str | None, typer.Option(help="What the maintenance is.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Maintenance windows: incidents opened for the policy meanwhile page nobody until it ends.
+    Without --for or --end, shows the window that is on."""
+    if duration and end:
+        fail("give --for to start a window or --end to end it, not both", 2)
+    if (duration or end) and not by:
+        fail("--by: say who is acting", 2)
+    if duration and not reason:
+        fail("--reason: say what the maintenance is", 2)
+    if duration:
+        window = _run(lambda e: e.start_maintenance(policy, duration=duration, by=by or "", reason=reason or ""))
+    elif end:
+        window = _run(lambda e: e.end_maintenance(policy, by=by or ""))
+    else:
+        window = _run(lambda e: e.maintenance(policy))
+    if as_json:
+        typer.echo(window.model_dump_json(indent=2) if window else "null")
+        return
+    if window is None:
+        typer.echo(f"no maintenance window is on for {policy}")
+    elif window.ended_by:
+        typer.echo(f"maintenance of {policy} ended by {window.ended_by} at {_time(window.until)}")
+    else:
+        held = f"; holding {', '.join(window.held)}" if window.held else ""
+        typer.echo(f"maintenance of {policy} until {_time(window.until)} (by {window.by}: {window.reason}){held}")
+
+
+@app.command()
 def oncall(
     schedule: Annotated[str | None, typer.Argument(help="One schedule (all of them when left out).")] = None,
     at: Annotated[str | None, typer.Option("--at", help="A time (ISO 8601; UTC unless it says otherwise).")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Who is on call now (or at --at), from the schedules beside the policies."""
-    from starter.oncall import PolicyError, UnknownSchedule, parse_moment, who_is_on_call
+    from starter.oncall import (
+        PolicyError,
+        UnknownSchedule,
+        parse_moment,
+        who_is_on_call,
+    )
 
     try:
         moment = parse_moment(at) if at else None
@@ -457,7 +514,12 @@ def worker() -> None:
 def setup() -> None:
     """One-off set-up of a Temporal namespace for escalate: register the incident search
     attributes (escalate dev and workers do this themselves when they may)."""
-    from escalate.temporal import SearchAttributesMissing, connect, connect_config, ensure_search_attributes
+    from escalate.temporal import (
+        SearchAttributesMissing,
+        connect,
+        connect_config,
+        ensure_search_attributes,
+    )
 
     async def main() -> list[str]:
         return await ensure_search_attributes(await connect())
@@ -583,6 +645,9 @@ def main() -> None:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except KeyboardInterrupt:
         code = 130
+    except CodecKeyError as err:  # every command builds the data converter, so say it once here
+        print(f"escalate: {err}", file=sys.stderr)
+        code = 1
     # Leave without interpreter finalisation: the Temporal core's background threads can crash
     # a finalising interpreter (temporalio/sdk-python#300), turning a clean exit into SIGSEGV.
     sys.stdout.flush()

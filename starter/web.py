@@ -25,9 +25,15 @@ from escalate.links import LinkError, read_token
 from escalate.logs import get_logger
 from escalate.settings import Settings
 from escalate.temporal import data_converter
-from starter.api import Escalations, IncidentNotFound, IncidentRejected, InvalidRequest, TemporalUnavailable
+from starter.api import (
+    Escalations,
+    IncidentNotFound,
+    IncidentRejected,
+    InvalidRequest,
+    TemporalUnavailable,
+)
 from workflows.durations import Duration
-from workflows.model import IncidentRequest, IncidentStatus, Text, Who
+from workflows.model import IncidentRequest, IncidentStatus, MaintenanceWindow, Text, Who
 from workflows.policy import PolicyName, Priority, normalise_priority
 
 PROBLEM = "application/problem+json"
@@ -101,6 +107,13 @@ class WaitBody(_Body):
 class ResumeBody(_Body):
     by: Who
     note: str | None = None
+
+
+class MaintenanceBody(_Body):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    by: Who
+    duration: Duration = Field(alias="for")
+    reason: Text
 
 
 class SlaReasonBody(_Body):
@@ -486,10 +499,30 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
             raise Problem(422, "Cannot decode", str(err)) from None
         return JSONResponse(json_format.MessageToDict(Payloads(payloads=done)))
 
+    @app.post("/v1/policies/{policy}/maintenance", tags=["maintenance"], response_model=MaintenanceWindow)
+    async def start_maintenance(policy: str, body: MaintenanceBody, _: Authorised) -> MaintenanceWindow:
+        """Start (or extend) a maintenance window: incidents opened for the policy meanwhile page
+        nobody until it ends, then those still open page their current tier."""
+        return await call(lambda e: e.start_maintenance(policy, duration=body.duration, by=body.by, reason=body.reason))
+
+    @app.delete("/v1/policies/{policy}/maintenance", tags=["maintenance"], response_model=MaintenanceWindow)
+    async def end_maintenance(policy: str, _: Authorised, by: str) -> MaintenanceWindow:
+        """End the window now: the incidents it held page at once."""
+        return await call(lambda e: e.end_maintenance(policy, by=by))
+
+    @app.get("/v1/policies/{policy}/maintenance", tags=["maintenance"], response_model=MaintenanceWindow | None)
+    async def get_maintenance(policy: str, _: Authorised) -> MaintenanceWindow | None:
+        return await call(lambda e: e.maintenance(policy))
+
     @app.get("/v1/oncall", tags=["schedules"])
     async def oncall(_: Authorised, schedule: str | None = None, at: str | None = None) -> list[dict[str, Any]]:
         """Who is on call now (or ``at`` an ISO 8601 time) in each schedule, or in one."""
-        from starter.oncall import PolicyError, UnknownSchedule, parse_moment, who_is_on_call
+        from starter.oncall import (
+            PolicyError,
+            UnknownSchedule,
+            parse_moment,
+            who_is_on_call,
+        )
 
         try:
             moment = parse_moment(at) if at else None

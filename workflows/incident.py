@@ -19,13 +19,16 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import decisions, search
-    from workflows.metrics import IncidentMetrics
     from workflows.decisions import TierClock
     from workflows.durations import format_duration
+    from workflows.metrics import IncidentMetrics
     from workflows.model import (
         LOAD_POLICY_ACTIVITY,
         LOG_CHANNEL,
+        MAINTENANCE_ACTIVITY,
         NOTIFY_ACTIVITY,
+        RELEASE_SIGNAL,
+        REPORTER,
         AckRequest,
         CarriedState,
         Delivery,
@@ -33,22 +36,23 @@ with workflow.unsafe.imports_passed_through():
         EventKind,
         IncidentRequest,
         IncidentStatus,
+        MaintenanceWindow,
         MessageKind,
-        OccurrenceBatch,
         NoteRequest,
         Notification,
-        REPORTER,
+        OccurrenceBatch,
         PolicyRef,
         PriorityRequest,
         ReassignRequest,
         ResolveRequest,
-        SlaReasonRequest,
-        WaitRequest,
         ResumeRequest,
+        SlaReasonRequest,
         SnoozeRequest,
         Status,
         TimelineEvent,
         TriggerResult,
+        WaitRequest,
+        maintenance_id,
     )
     from workflows.policy import ContactPoint, Person, PolicySnapshot, Windows
 
@@ -80,6 +84,8 @@ PATCH_REPORTER_UPDATES = "reporter-updates"
 PATCH_RESOLUTION_FEEDBACK = "resolution-feedback"
 PATCH_UNREACHABLE_TIER = "unreachable-tier-notice"
 PATCH_SEARCH_ATTRIBUTES = "search-attributes"
+PATCH_MAINTENANCE = "maintenance-windows"
+HOLD_SIGNAL = "hold"
 
 
 @dataclass
@@ -140,6 +146,10 @@ class IncidentWorkflow:
         self.tier_people_now: list[str] = []
         """Who the current tier's page went to (schedules resolved when it was paged)."""
         self.skipped_in_a_row = 0
+        self.held_until: datetime | None = None
+        self.released = False
+        self.opened = request.carried is not None
+        """True once the new incident has paged its first tier, or been held by maintenance."""
         self.deliveries_in_flight = 0
         self.notification_count = 0
         self.revision = 0
@@ -163,10 +173,15 @@ class IncidentWorkflow:
                 "triggered", tier=1, who=request.reporter, detail=f"[{self.priority}] {request.summary}", policy=self.policy.name
             )
             self.metrics.opened(self.policy.name, self.priority)
-            self.resolve_by = decisions.resolve_by(self.triggered_at, self.windows, self.policy.calendar)
-            self._start_tier(1, round=0, at=self.triggered_at)
-            self._page_or_skip("page")
-            self._update_reporter("customer_update")
+            starts = self.triggered_at
+            if workflow.patched(PATCH_MAINTENANCE):
+                starts = await self._hold_for_maintenance()
+            self.opened = True
+            if self.state == "triggered" and self.clock is None:
+                self.resolve_by = decisions.resolve_by(starts, self.windows, self.policy.calendar)
+                self._start_tier(self.tier, round=0, at=starts)
+                self._page_or_skip("page")
+                self._update_reporter("customer_update")
 
         while self.state != "resolved":
             if self._time_for_a_new_run():
@@ -192,6 +207,50 @@ class IncidentWorkflow:
         # Attempts already on the wire report back before the incident closes.
         await workflow.wait_condition(lambda: self.deliveries_in_flight == 0)
         return self._status()
+
+    async def _hold_for_maintenance(self) -> datetime:
+        """Opened during the policy's maintenance window: recorded, but nobody is paged until the
+        window ends (or is ended early). Its clocks start then; the moment is returned."""
+        window: MaintenanceWindow | None = await workflow.execute_activity(
+            MAINTENANCE_ACTIVITY,
+            PolicyRef(name=self.policy.name),
+            result_type=MaintenanceWindow,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=POLICY_RETRY,
+            summary=f"maintenance window of {self.policy.name}?",
+        )
+        if window is None or window.until <= workflow.now():
+            return self.triggered_at
+        self.held_until = window.until
+        self.opened = True  # the starter learns it is held, rather than wait for the window
+        self._record(
+            "held",
+            tier=self.tier,
+            who=window.by,
+            detail=f"opened during maintenance of {window.policy} until {_clock_time(window.until)} ({window.reason}): nobody paged until it ends",
+        )
+        try:
+            await workflow.get_external_workflow_handle(maintenance_id(self.policy.name)).signal(HOLD_SIGNAL, self.request.key)
+        except Exception:
+            pass  # the window closed meanwhile: it ends by its time below anyway
+        self._changed()
+        try:
+            await workflow.wait_condition(
+                lambda: self.released or self.state == "resolved",
+                timeout=window.until - workflow.now(),
+                timeout_summary=f"held by maintenance until {_clock_time(window.until)}",
+            )
+        except asyncio.TimeoutError:
+            pass
+        self.held_until = None
+        released = workflow.now()
+        if self.state != "resolved":
+            self._record("released", tier=self.tier, detail="the maintenance window is over: paging starts now")
+        return released
+
+    @workflow.signal(name=RELEASE_SIGNAL)
+    def maintenance_over(self) -> None:
+        self.released = True
 
     async def _take_policy_snapshot(self, name: str) -> bool:
         try:
@@ -501,6 +560,7 @@ class IncidentWorkflow:
         await self._until_ready()
         mark = len(self.timeline)
         if request.request_id and request.request_id == self.request.request_id:
+            await workflow.wait_condition(lambda: self.opened or self.state == "resolved")
             return TriggerResult(created=True, status=self._status())
         self._refuse_if_resolved("triggered again")
         self._count_occurrences(request, 1)
@@ -1263,6 +1323,7 @@ class IncidentWorkflow:
             snoozed_until=self.snoozed_until,
             waiting_since=self.pause.since if self.pause else None,
             ack_expires_at=self.ack_clock.expires_at if self.ack_clock else None,
+            held_until=self.held_until,
             occurrences=self.occurrences,
             triggered_at=self.triggered_at,
             resolved_at=self.resolved_at,

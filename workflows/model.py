@@ -11,10 +11,17 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
-from workflows.durations import Duration
 from workflows.decisions import AckClock, Pause, TierClock
+from workflows.durations import Duration
 from workflows.policy import PolicyName, PolicySnapshot, Priority
 
 TASK_QUEUE = "escalations"
@@ -22,6 +29,13 @@ WORKFLOW_ID_PREFIX = "incident-"
 
 LOAD_POLICY_ACTIVITY = "load_policy"
 NOTIFY_ACTIVITY = "notify"
+MAINTENANCE_ACTIVITY = "maintenance_window"
+RELEASE_SIGNAL = "maintenance_over"
+"""What a policy's maintenance workflow signals to the incidents it held when the window ends."""
+
+
+def maintenance_id(policy: str) -> str:
+    return f"maintenance-{policy}"
 REPORTER = "reporter"
 """The ``person`` of messages to the incident's reporter (an email address, not a directory entry)."""
 LOG_CHANNEL = "log"
@@ -70,6 +84,8 @@ EventKind = Literal[
     "reassigned",
     "snoozed",
     "woke",
+    "held",
+    "released",
     "waiting",
     "resumed",
     "priority_changed",
@@ -172,6 +188,8 @@ class IncidentStatus(_Model):
     snoozed_until: datetime | None = None
     waiting_since: datetime | None = None
     """Set while waiting on the customer: escalation and the SLA clock are stopped."""
+    held_until: datetime | None = None
+    """Set while the policy's maintenance window holds this incident back: it pages nobody."""
     ack_expires_at: datetime | None = None
     """When the acknowledgement runs out (policies with ack_timeout), unless resolved first."""
     occurrences: int = 1
@@ -236,6 +254,31 @@ class WaitRequest(_Model):
 class ResumeRequest(_Model):
     by: Who
     note: str | None = None
+
+
+class MaintenanceRequest(_Model):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    policy: PolicyName
+    by: Who
+    duration: Duration = Field(alias="for")
+    reason: Text
+
+
+class MaintenanceEnd(_Model):
+    by: Who
+
+
+class MaintenanceWindow(_Model):
+    """A policy's maintenance window: incidents opened meanwhile page nobody until it ends."""
+
+    policy: str
+    since: datetime
+    until: datetime
+    by: str
+    reason: str
+    ended_by: str | None = None
+    held: list[str] = Field(default_factory=list)
+    """The incidents held back, waiting to page when the window ends."""
 
 
 class NoteRequest(_Model):

@@ -25,8 +25,8 @@ from pydantic import (
 )
 
 from workflows.calendar import Calendar
-from workflows.schedule import Schedule, on_call
 from workflows.durations import Duration, format_duration
+from workflows.schedule import Schedule, on_call
 
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
 PRIORITY_ALIASES = {

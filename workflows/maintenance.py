@@ -1,0 +1,132 @@
+"""Maintenance windows: one workflow per policy (id ``maintenance-<policy>``) while a window is
+on. Incidents opened for the policy meanwhile are recorded but page nobody; when the window
+ends (on time, or ended early) the ones still open page their current tier."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.durations import format_duration
+    from workflows.model import (
+        LOAD_POLICY_ACTIVITY,
+        RELEASE_SIGNAL,
+        MaintenanceEnd,
+        MaintenanceRequest,
+        MaintenanceWindow,
+        PolicyRef,
+        workflow_id,
+    )
+    from workflows.policy import PolicySnapshot
+
+MAX_WINDOW = timedelta(days=7)
+
+
+@workflow.defn(name="Maintenance")
+class MaintenanceWorkflow:
+    @workflow.init
+    def __init__(self, request: MaintenanceRequest) -> None:
+        self.window: MaintenanceWindow | None = None
+        self.held: list[str] = []
+        self.revision = 0
+
+    @workflow.run
+    async def run(self, request: MaintenanceRequest) -> MaintenanceWindow:
+        await workflow.wait_condition(lambda: self.window is not None)
+        while True:
+            assert self.window is not None
+            seen = self.revision
+            timeout = self.window.until - workflow.now()
+            if timeout > timedelta(0) and not self.window.ended_by:
+                try:
+                    await workflow.wait_condition(
+                        lambda: self.revision != seen,
+                        timeout=timeout,
+                        timeout_summary=f"maintenance of {self.window.policy} until {self.window.until:%H:%M UTC}",
+                    )
+                    continue
+                except asyncio.TimeoutError:
+                    pass
+            break
+        # Over: every incident held meanwhile pages its tier now.
+        for key in self.held:
+            try:
+                await workflow.get_external_workflow_handle(workflow_id(key)).signal(RELEASE_SIGNAL)
+            except Exception:  # resolved and closed during the window: nothing to page
+                pass
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self.window is not None
+        return self.window
+
+    @workflow.update
+    async def begin(self, request: MaintenanceRequest) -> MaintenanceWindow:
+        """Start a window, or extend the one on (a window runs until the later end)."""
+        try:  # a window for a policy that does not exist would hold nothing, silently
+            await workflow.execute_activity(
+                LOAD_POLICY_ACTIVITY,
+                PolicyRef(name=request.policy),
+                result_type=PolicySnapshot,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=["UnknownPolicy", "InvalidPolicy"]),
+                summary=f"load policy {request.policy}",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            raise ApplicationError(
+                str(getattr(cause, "message", cause)), "policy", type="Rejected", non_retryable=True
+            ) from None
+        now = workflow.now()
+        until = now + request.duration
+        if self.window is not None and self.window.until > until:
+            until = self.window.until
+        self.window = MaintenanceWindow(
+            policy=request.policy, since=self.window.since if self.window else now, until=until, by=request.by, reason=request.reason
+        )
+        self.revision += 1
+        return self.window
+
+    @begin.validator
+    def _validate_begin(self, request: MaintenanceRequest) -> None:
+        if not timedelta(0) < request.duration <= MAX_WINDOW:
+            raise ApplicationError(
+                f"a maintenance window of {format_duration(request.duration)}: give between 1s and "
+                f"{format_duration(MAX_WINDOW)}, e.g. --for 2h",
+                type="Rejected",
+                non_retryable=True,
+            )
+        if self.window is not None and self.window.ended_by:
+            raise ApplicationError("this window has just ended: start a new one in a moment", type="Rejected", non_retryable=True)
+
+    @workflow.update
+    def end(self, request: MaintenanceEnd) -> MaintenanceWindow:
+        """End the window early: held incidents page at once."""
+        assert self.window is not None
+        self.window = self.window.model_copy(update={"until": workflow.now(), "ended_by": request.by})
+        self.revision += 1
+        return self.window
+
+    @end.validator
+    def _validate_end(self, request: MaintenanceEnd) -> None:
+        if self.window is None or self.window.ended_by:
+            raise ApplicationError("no maintenance window is on for this policy", type="Rejected", non_retryable=True)
+
+    @workflow.signal(name="hold")
+    def hold(self, key: str) -> None:
+        """An incident opened during the window, waiting to page when it ends."""
+        if key not in self.held:
+            self.held.append(key)
+
+    @workflow.query
+    def current(self) -> MaintenanceWindow | None:
+        if self.window is None:
+            return None
+        return self.window.model_copy(update={"held": list(self.held)})
+
+
+def window_is_on(window: MaintenanceWindow | None, now: datetime) -> bool:
+    return window is not None and not window.ended_by and window.until > now
