@@ -150,6 +150,7 @@ def to_markdown(review: Review) -> str:
 _STINT_COLOURS = {
     "acknowledged": "#2e7d32",
     "escalated": "#ef6c00",
+    "skipped": "#bdbdbd",
     "exhausted": "#c62828",
     "reassigned": "#6a1b9a",
     "snoozed": "#9e9e9e",

@@ -184,7 +184,7 @@ def load_history_file(path: Path) -> WorkflowHistory:
 
 # ── the report ───────────────────────────────────────────────────────────────────────────────
 
-StintEnd = Literal["acknowledged", "escalated", "exhausted", "reassigned", "snoozed", "resolved", "open"]
+StintEnd = Literal["acknowledged", "escalated", "skipped", "exhausted", "reassigned", "snoozed", "resolved", "open"]
 
 
 class TierStint(BaseModel):
@@ -308,8 +308,13 @@ def build_stints(status: IncidentStatus, policies: list[PolicySnapshot]) -> list
             close(event.at, "acknowledged", event.who)
         elif event.kind == "snoozed":
             close(event.at, "snoozed")
-        elif event.kind == "woke":
-            open_(moment, event.tier or 1)
+        elif event.kind in ("woke", "released", "ack_expired"):
+            if current is None:  # paged again (an expired ack, a snooze or maintenance over)
+                open_(moment, event.tier or 1)
+        elif event.kind == "held":
+            current = None  # nobody held it: a maintenance window kept the tier from being paged
+        elif event.kind == "skipped":
+            close(moment, "skipped")
         elif event.kind == "exhausted":
             close(moment, "exhausted")
         elif event.kind == "resolved":

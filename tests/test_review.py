@@ -39,6 +39,7 @@ from starter.report import (
 from starter.review import (
     Review,
     ReviewNotPossible,
+    build_stints,
     export_history,
     load_history_file,
     review_history,
@@ -740,3 +741,43 @@ async def test_summarise_the_real_scenario_agrees_with_its_review(full: FullScen
     assert [(t.tier, t.escalated_to) for t in report.escalations_by_tier] == [(2, 1)]
     assert (report.sla_breaches, report.sla_breach_rate) == (1, 1.0)
     assert report.busiest_responders == [("alice", 1)]
+
+
+# ── 8. the paging features in the story of who held it ───────────────────────────────────────
+
+
+def stints_of(*events: tuple[timedelta, str, int, str | None]) -> list[tuple[int, str, timedelta | None, str | None]]:
+    timeline = [TimelineEvent(at=T0 + after, kind=kind, tier=tier, who=who, policy="payments" if kind == "triggered" else None)  # type: ignore[arg-type]
+                for after, kind, tier, who in events]
+    status = IncidentStatus(
+        key="k", policy="payments", priority="P1", status="triggered", tier=1, tier_name="", owners=[],
+        acknowledged_by=None, resolve_by=None, sla_breached=False, timeline=timeline, triggered_at=T0,
+    )
+    return [(stint.tier, stint.ended_by, stint.held_for, stint.answered_by) for stint in build_stints(status, [])]
+
+
+async def test_a_maintenance_hold_is_nobodys_stint_the_tier_holds_it_from_the_release() -> None:
+    assert stints_of(
+        (timedelta(0), "triggered", 1, None),
+        (timedelta(0), "held", 1, None),
+        (2 * HOUR, "released", 1, None),
+        (2 * HOUR + 5 * MINUTE, "acknowledged", 1, "erin"),
+    ) == [(1, "acknowledged", 5 * MINUTE, "erin")]
+
+
+async def test_a_skipped_tier_says_skipped_and_held_it_for_no_time() -> None:
+    assert stints_of(
+        (timedelta(0), "triggered", 1, None),
+        (timedelta(0), "skipped", 1, None),
+        (timedelta(0), "escalated", 2, None),
+        (15 * MINUTE, "escalated", 3, None),
+    ) == [(1, "skipped", timedelta(0), None), (2, "escalated", 15 * MINUTE, None), (3, "open", None, None)]
+
+
+async def test_an_expired_ack_gives_the_tier_back_a_new_stint() -> None:
+    assert stints_of(
+        (timedelta(0), "triggered", 1, None),
+        (10 * MINUTE, "acknowledged", 1, "erin"),
+        (70 * MINUTE, "ack_expired", 1, None),
+        (80 * MINUTE, "acknowledged", 1, "frank"),
+    ) == [(1, "acknowledged", 10 * MINUTE, "erin"), (1, "acknowledged", 10 * MINUTE, "frank")]
