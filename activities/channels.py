@@ -412,6 +412,24 @@ def adaptive_card(note: Notification, message: RenderedMessage, status_url: str)
     }
 
 
+_TEAMS_WRAPPED_ERROR = re.compile(r"Microsoft Teams endpoint returned HTTP error (\d{3})")
+
+
+def _raise_for_teams_failure(response: httpx.Response) -> None:
+    """Office 365 connector webhooks answer 200 even when Teams refused the message, with the
+    refusal in the body ("Webhook message delivery failed with error: Microsoft Teams endpoint
+    returned HTTP error 429 with ContextId …"): such an answer is not a delivery."""
+    text = response.text[:1000].strip()
+    if "delivery failed" not in text.lower() and not _TEAMS_WRAPPED_ERROR.search(text):
+        return
+    match = _TEAMS_WRAPPED_ERROR.search(text)
+    message = f"the Teams webhook answered HTTP {response.status_code} but did not deliver: {text[:200]}"
+    status = int(match.group(1)) if match else 0
+    if not match or status >= 500 or status in RETRYABLE_STATUS:
+        raise transient_failure(message)
+    raise permanent_failure(message)
+
+
 class TeamsChannel(_HttpChannel):
     """Microsoft Teams incoming webhooks (the address is the webhook URL)."""
 
@@ -424,6 +442,7 @@ class TeamsChannel(_HttpChannel):
     async def send(self, note: Notification, message: RenderedMessage) -> Delivery:
         status_url = f"{self.api_url.rstrip('/')}/v1/incidents/{note.incident_key}/review?format=html"
         response = await self.post(note.address, "the Teams webhook", json=adaptive_card(note, message, status_url))
+        _raise_for_teams_failure(response)
         return Delivery(channel=self.name, outcome="delivered", detail=f"HTTP {response.status_code}")
 
 
