@@ -32,7 +32,7 @@ from workflows.policy import (
     snapshot,
     tier_calendar_problems,
 )
-from workflows.schedule import Schedule, coverage_gaps, describe_gap
+from workflows.schedule import Override, Rotation, Schedule, coverage_gaps, describe_gap
 
 DIRECTORY_FILE = "directory.yaml"
 CALENDARS_FILE = "calendars.yaml"
@@ -58,12 +58,24 @@ _FIELD_EXAMPLES = {
     "description": "description: Card payments platform",
     "people": "people: {alice: {email: alice@example.com}}",
     "teams": "teams: {payments-support: [alice, bob]}",
+    "schedule": "schedule: platform-primary",
+    "timezone": "timezone: Europe/London",
+    "layers": 'layers: [{participants: [alice, bob], shift: 1w, handoff: "09:00", start: 2026-11-02}]',
+    "participants": "participants: [alice, bob]",
+    "shift": "shift: 1w",
+    "start": "start: 2026-11-02",
+    "who": "who: bob",
+    "from": "from: 2026-12-24T09:00",
+    "until": "until: 2026-12-27T09:00",
 }
 _KNOWN_FIELDS: dict[str, list[str]] = {
     "policy": list(Policy.model_fields),
     "windows": list(Windows.model_fields),
     "tiers": list(Tier.model_fields),
     "directory": list(Directory.model_fields),
+    "schedule": list(Schedule.model_fields),
+    "layers": list(Rotation.model_fields),
+    "overrides": [field.alias or name for name, field in Override.model_fields.items()],
 }
 
 
@@ -247,6 +259,8 @@ def _explain(error: dict[str, Any], kind: str) -> str:
         return f"{name} is required: add it" + (f", e.g. {example}" if example else "")
     if error["type"] == "extra_forbidden":
         section = "windows" if len(loc) == 3 and loc[0] == "windows" else ("tiers" if loc and loc[0] == "tiers" else kind)
+        if kind == "schedule" and len(loc) == 3 and loc[0] in ("layers", "overrides"):
+            section = str(loc[0])
         known = _KNOWN_FIELDS.get(section, [])
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -325,6 +339,8 @@ class PolicyStore:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._documents: dict[str, _Document] = {}
+        self.loaded_schedules: dict[str, Schedule] = {}
+        self.broken_schedules: set[str] = set()
 
     def policy_files(self) -> list[Path]:
         if not self.folder.is_dir():
@@ -384,13 +400,19 @@ class PolicyStore:
         calendars = self.calendars() if calendars is None else calendars
         found: dict[str, Schedule] = {}
         problems: list[FileProblem] = []
+        # What did load, and the names of the files that did not, for a check that goes on.
+        self.loaded_schedules, self.broken_schedules = found, set()
         for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
             try:
                 document = _read(path)
+                declared = document.data.get("schedule") if isinstance(document.data, dict) else None
+                self.broken_schedules.add(declared if isinstance(declared, str) else path.stem)
                 schedule: Schedule = _validate(document, Schedule, "schedule")
             except PolicyError as err:
+                self.broken_schedules.add(path.stem)
                 problems.extend(err.problems)
                 continue
+            self.broken_schedules -= {schedule.schedule, path.stem}
             layers = []
             for index, layer in enumerate(schedule.layers):
                 if isinstance(layer.active, str):
@@ -480,6 +502,11 @@ class PolicyStore:
         return check_paths([self.folder])
 
 
+def _named(problems: list[Problem], broken_schedules: set[str]) -> list[Problem]:
+    """Leave out "unknown schedule" for the schedules whose own files are broken (reported there)."""
+    return [p for p in problems if not any(p.message.startswith(f"unknown schedule {name!r}:") for name in broken_schedules)]
+
+
 def check_paths(paths: list[Path]) -> CheckReport:
     """What ``escalate policy check`` runs: folders are checked whole; a single policy file is
     checked against the ``directory.yaml`` beside it."""
@@ -513,29 +540,33 @@ def check_paths(paths: list[Path]) -> CheckReport:
                 report.problems.extend(err.problems)
         store = PolicyStore(folder)
         schedules: dict[str, Schedule] | None = None
+        broken_schedules: set[str] = set()
         if (folder / SCHEDULES_DIR).is_dir():
             try:
                 schedules = store.schedules(calendars or {})
-                report.checked.extend(str(store._documents[name].path) for name in schedules)
-                if directory is not None:
-                    report.problems.extend(store.schedule_people_problems(schedules, directory))
-                now = datetime.now(timezone.utc)
-                for name, schedule in schedules.items():
-                    gaps = coverage_gaps(schedule, now)
-                    if gaps:
-                        shown = "; ".join(describe_gap(gap, schedule.zone) for gap in gaps[:3])
-                        more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
-                        report.warnings.append(
-                            FileProblem(
-                                str(store._documents[name].path),
-                                None,
-                                "",
-                                f"nobody is on call {shown}{more} (in the next 4 weeks): a tier of only this "
-                                "schedule is skipped then; add a layer or participants to cover it",
-                            )
-                        )
             except PolicyError as err:
+                # One broken schedule file: the others are still checked, and a policy naming
+                # the broken one is not told that it does not exist.
                 report.problems.extend(err.problems)
+                schedules, broken_schedules = dict(store.loaded_schedules), set(store.broken_schedules)
+            report.checked.extend(str(store._documents[name].path) for name in schedules)
+            if directory is not None:
+                report.problems.extend(store.schedule_people_problems(schedules, directory))
+            now = datetime.now(timezone.utc)
+            for name, schedule in schedules.items():
+                gaps = coverage_gaps(schedule, now)
+                if gaps:
+                    shown = "; ".join(describe_gap(gap, schedule.zone) for gap in gaps[:3])
+                    more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
+                    report.warnings.append(
+                        FileProblem(
+                            str(store._documents[name].path),
+                            None,
+                            "",
+                            f"nobody is on call {shown}{more} (in the next 4 weeks): a tier of only this "
+                            "schedule is skipped then; add a layer or participants to cover it",
+                        )
+                    )
         seen: dict[str, str] = {}
         for path in files:
             report.checked.append(str(path))
@@ -549,7 +580,7 @@ def check_paths(paths: list[Path]) -> CheckReport:
             except PolicyError as err:
                 report.problems.extend(err.problems)
                 if directory is not None and isinstance(document.data, dict):
-                    report.problems.extend(_located(document, contact_problems(document.data, directory, schedules)))
+                    report.problems.extend(_located(document, _named(contact_problems(document.data, directory, schedules), broken_schedules)))
                 continue
             if policy.policy in seen:
                 report.problems.append(
@@ -562,7 +593,7 @@ def check_paths(paths: list[Path]) -> CheckReport:
                 )
             seen[policy.policy] = str(path)
             if directory is not None:
-                report.problems.extend(_located(document, contact_problems(policy, directory, schedules)))
+                report.problems.extend(_located(document, _named(contact_problems(policy, directory, schedules), broken_schedules)))
             report.problems.extend(_located(document, tier_calendar_problems(policy, calendars or {})))
             problem = calendar_problem(policy, calendars or {}) if calendars is not None or not (folder / CALENDARS_FILE).exists() else None
             if problem is not None:
