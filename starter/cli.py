@@ -55,7 +55,8 @@ def _run(work: Callable[[Escalations], Awaitable[T]]) -> T:
     """Connect, run one call, and turn every known failure into a reason on stderr."""
 
     async def main() -> T:
-        escalations = await Escalations.connect()
+        # The task queue the workers poll (ESCALATE_TASK_QUEUE): incidents started here run there.
+        escalations = await Escalations.connect(task_queue=get_settings().task_queue)
         return await work(escalations)
 
     try:
