@@ -69,5 +69,40 @@ class BareTimerWorkflow:
         await workflow.execute_activity(BARE_ACTIVITY, args.key, start_to_close_timeout=timedelta(seconds=30))
 
 
-BARE_WORKFLOWS = [BareWorkflow, BareTimerWorkflow]
+@dataclass
+class RoundsArgs:
+    key: str
+    pages: list[float]
+    """Seconds after the start at which to notify (one activity each)."""
+    notices: int = 0
+    """Activities after the release (the outcome told to whoever was paged)."""
+
+
+@workflow.defn(name="BenchBareRounds")
+class BareRoundsWorkflow:
+    """History baseline: the same notifications at the same times as an incident (one activity
+    each, on a timer), then wait for the ack and the resolution (signals), then the notices."""
+
+    def __init__(self) -> None:
+        self.signals = 0
+
+    @workflow.run
+    async def run(self, args: RoundsArgs) -> None:
+        started = workflow.now()
+        for offset in args.pages:
+            left = started + timedelta(seconds=offset) - workflow.now()
+            if left > timedelta(0):
+                await workflow.sleep(left)
+            await workflow.execute_activity(BARE_ACTIVITY, args.key, start_to_close_timeout=timedelta(seconds=30))
+        await workflow.wait_condition(lambda: self.signals >= 2)
+        for _ in range(args.notices):
+            await workflow.execute_activity(BARE_ACTIVITY, args.key, start_to_close_timeout=timedelta(seconds=30))
+
+    @workflow.signal
+    def act(self) -> None:
+        """An acknowledgement, then a resolution."""
+        self.signals += 1
+
+
+BARE_WORKFLOWS = [BareWorkflow, BareTimerWorkflow, BareRoundsWorkflow]
 BARE_ACTIVITIES = [bare_step]

@@ -149,6 +149,7 @@ class Options:
     cprofile_dir: Path | None = None
     work_dir: Path | None = None
     quiet: bool = False
+    bytecode_cache: bool = True
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -159,7 +160,8 @@ class Options:
             "persistence": "in-memory" if self.in_memory else "sqlite",
             "poll_interval_s": self.poll_interval,
             "worker_options": dict(self.worker_options) or "temporalio defaults",
-            "worker": "subprocess (python -m bench.workerproc)",
+            "worker": "subprocess (python -m bench.workerproc), log level WARNING",
+            "worker_bytecode_cache": self.bytecode_cache or "as the environment says (PYTHONDONTWRITEBYTECODE kept)",
             "phases": list(self.phases),
         }
 
@@ -323,6 +325,10 @@ async def start_worker(
     log_path = log_dir / f"worker-{label}.log"
     log = log_path.open("ab")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if options.bytecode_cache:
+        # As deployed (pip compiles bytecode at install; Python writes it by default): without
+        # it, the sandbox compiles workflows/incident.py from source for every workflow it loads.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     process = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.DEVNULL, cwd=str(ROOT), env=env
     )
