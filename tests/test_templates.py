@@ -189,6 +189,21 @@ def test_page_says_which_tier_and_by_when() -> None:
     assert f"acknowledge by {ACK_BY_TEXT}" in message.text
 
 
+def test_a_page_at_the_last_step_says_nobody_else_will_be_paged() -> None:
+    last = {"next_step": "nowhere (every round is over)"}
+    page = render(notification("page", "carol", tier=3, **last))
+    reminder = render(notification("reminder", "carol", tier=3, **last))
+    assert "nobody else will be paged" in page.text and "nowhere" not in page.text
+    assert "nobody else will be paged" in reminder.text and "nowhere" not in reminder.text
+    assert "escalates to" not in page.text + reminder.text
+
+
+def test_a_page_again_after_an_expired_ack_says_why() -> None:
+    page = render(notification("page", "erin", reason="alice's acknowledgement ran out"))
+    assert "Paged again: alice's acknowledgement ran out." in page.text
+    assert "Paged again" not in rendered("page").text
+
+
 def test_reminder_is_gentle_and_says_when_it_escalates() -> None:
     message = rendered("reminder")
     text = message.text
