@@ -78,6 +78,10 @@ SUMMARY_VERB: dict[str, str] = {
 """How each kind of message reads in the Temporal UI's event list: "remind erin via email"."""
 HISTORY_LIMIT = 10_000
 """Events after which an incident continues as a new run (Temporal's hard limit is 51,200)."""
+MAX_TRIED_IN_MESSAGE = 10
+"""A message names at most this many of the tiers tried before (the latest, after a count of the
+earlier ones): a policy repeating for weeks would otherwise put hundreds in every page, and into
+every notification's activity input in the history."""
 
 # Behaviour added while incidents may be open: histories recorded before it replay unchanged.
 PATCH_REPORTER_UPDATES = "reporter-updates"
@@ -1129,7 +1133,7 @@ class IncidentWorkflow:
             tier_name=self.policy.tier_name(self.tier),
             tier_count=self.policy.tier_count,
             ack_by=self.clock.deadline if self.clock is not None else None,
-            tried=list(self.tried),
+            tried=_latest_tries(self.tried),
             reason=reason,
             next_step=self._next_tier_phrase().removeprefix(" to "),
             reporter=self.request.reporter,
@@ -1330,6 +1334,13 @@ class IncidentWorkflow:
             resolved_by=self.resolved_by,
             resolution=self.resolution,
         )
+
+
+def _latest_tries(tried: list[str]) -> list[str]:
+    if len(tried) <= MAX_TRIED_IN_MESSAGE:
+        return list(tried)
+    shown = MAX_TRIED_IN_MESSAGE - 1
+    return [f"{len(tried) - shown} earlier tiers", *tried[-shown:]]
 
 
 def _repeats_in(detail: str) -> int:
