@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.durations import format_duration
     from workflows.metrics import IncidentMetrics
     from workflows.model import (
+        EXTEND_SIGNAL,
         LOAD_POLICY_ACTIVITY,
         LOG_CHANNEL,
         MAINTENANCE_ACTIVITY,
@@ -90,6 +91,9 @@ PATCH_UNREACHABLE_TIER = "unreachable-tier-notice"
 PATCH_SEARCH_ATTRIBUTES = "search-attributes"
 PATCH_MAINTENANCE = "maintenance-windows"
 HOLD_SIGNAL = "hold"
+HOLD_FALLBACK_AFTER = timedelta(seconds=5)
+"""A held incident releases itself this long after its window's end if the window's own
+release has not come by then."""
 
 
 @dataclass
@@ -238,14 +242,21 @@ class IncidentWorkflow:
         except Exception:
             pass  # the window closed meanwhile: it ends by its time below anyway
         self._changed()
-        try:
-            await workflow.wait_condition(
-                lambda: self.released or self.state == "resolved",
-                timeout=window.until - workflow.now(),
-                timeout_summary=f"held by maintenance until {_clock_time(window.until)}",
-            )
-        except asyncio.TimeoutError:
-            pass
+        while self.held_until is not None:
+            # Released by the maintenance workflow when the window ends (on time, early, or
+            # later when extended: that moves held_until). The timer is the fallback should that
+            # signal never come; it runs a little past the end so that the two never race.
+            until = self.held_until
+            try:
+                await workflow.wait_condition(
+                    lambda: self.released or self.state == "resolved" or self.held_until != until,
+                    timeout=until - workflow.now() + HOLD_FALLBACK_AFTER,
+                    timeout_summary=f"held by maintenance until {_clock_time(until)}",
+                )
+            except asyncio.TimeoutError:
+                break
+            if self.released or self.state == "resolved":
+                break
         self.held_until = None
         released = workflow.now()
         if self.state != "resolved":
@@ -255,6 +266,14 @@ class IncidentWorkflow:
     @workflow.signal(name=RELEASE_SIGNAL)
     def maintenance_over(self) -> None:
         self.released = True
+
+    @workflow.signal(name=EXTEND_SIGNAL)
+    def maintenance_extended(self, until: datetime) -> None:
+        """The window holding this incident was extended: it stays held until the new end."""
+        if self.held_until is not None and not self.released and until > self.held_until:
+            self.held_until = until
+            self._record("held", tier=self.tier, detail=f"the maintenance window was extended until {_clock_time(until)}: still nobody paged")
+            self._changed()
 
     async def _take_policy_snapshot(self, name: str) -> bool:
         try:

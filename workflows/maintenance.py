@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows.durations import format_duration
     from workflows.model import (
+        EXTEND_SIGNAL,
         LOAD_POLICY_ACTIVITY,
         RELEASE_SIGNAL,
         MaintenanceEnd,
@@ -25,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policy import PolicySnapshot
 
 MAX_WINDOW = timedelta(days=7)
+PATCH_EXTEND_HELD = "maintenance-extend-held"
+"""Extending a window tells the incidents it holds (histories recorded before replay unchanged)."""
 
 
 @workflow.defn(name="Maintenance")
@@ -84,11 +87,20 @@ class MaintenanceWorkflow:
         until = now + request.duration
         if self.window is not None and self.window.until > until:
             until = self.window.until
+        extended = self.window is not None and until > self.window.until
         self.window = MaintenanceWindow(
             policy=request.policy, since=self.window.since if self.window else now, until=until, by=request.by, reason=request.reason
         )
         self.revision += 1
-        return self.window
+        window = self.window
+        if extended and self.held and workflow.patched(PATCH_EXTEND_HELD):
+            # The incidents held so far wait for the window's end: tell them it moved.
+            for key in list(self.held):
+                try:
+                    await workflow.get_external_workflow_handle(workflow_id(key)).signal(EXTEND_SIGNAL, until)
+                except Exception:  # resolved and closed meanwhile
+                    pass
+        return window
 
     @begin.validator
     def _validate_begin(self, request: MaintenanceRequest) -> None:

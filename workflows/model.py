@@ -32,6 +32,8 @@ NOTIFY_ACTIVITY = "notify"
 MAINTENANCE_ACTIVITY = "maintenance_window"
 RELEASE_SIGNAL = "maintenance_over"
 """What a policy's maintenance workflow signals to the incidents it held when the window ends."""
+EXTEND_SIGNAL = "maintenance_extended"
+"""What it signals to them, with the new end, when the window is extended."""
 
 
 def maintenance_id(policy: str) -> str:
