@@ -21,7 +21,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from pydantic import ValidationError
+from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.policy_store import PolicyStore
+from escalate.settings import EXAMPLE_POLICIES
+from workflows.policy import PolicySnapshot
 from workflows.schedule import OnCall, Schedule, coverage_gaps, describe_gap, on_call
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -405,6 +409,31 @@ layers:
 def test_people_lists_everyone_once_in_written_order() -> None:
     ops = schedule(LAYERED + "overrides:\n  - {who: erin, from: 2027-01-05T09:00, until: 2027-01-06T09:00}\n")
     assert ops.people() == ["alice", "bob", "carol", "dana", "erin"]
+
+
+# ── in the history ────────────────────────────────────────────────────────────────────────
+
+
+def test_a_policy_snapshot_with_schedules_survives_the_trip_through_the_history() -> None:
+    """The snapshot is an activity result: the workflow decodes what the activity encoded (a
+    hand-off time encoded as "09:00:00" once failed to decode, and every incident of a policy
+    with a schedule owner stalled at its first workflow task)."""
+    snapshot = PolicyStore(EXAMPLE_POLICIES).load("platform")
+    assert set(snapshot.schedules) == {"platform-primary", "platform-secondary"}
+    converter = pydantic_data_converter.payload_converter
+    [decoded] = converter.from_payloads(converter.to_payloads([snapshot]), [PolicySnapshot])
+    assert decoded == snapshot
+    moment = london(date(2026, 12, 26), 12)  # inside the example's Christmas override
+    assert decoded.people_at(1, moment) == snapshot.people_at(1, moment) == ["niaj"]
+
+
+def test_an_unquoted_handoff_time_is_read_as_the_time_it_looks_like() -> None:
+    # YAML 1.1 reads 10:30 without quotes as the base-60 number 630.
+    assert yaml.safe_load("handoff: 10:30") == {"handoff": 630}
+    ops = schedule(DAILY.replace('handoff: "09:00"', "handoff: 10:30"))
+    assert ops.layers[0].handoff == time(10, 30)
+    assert who(ops, london(date(2027, 1, 5), 10, 29)) == "carol"
+    assert who(ops, london(date(2027, 1, 5), 10, 30)) == "alice"
 
 
 # ── validation ────────────────────────────────────────────────────────────────────────────

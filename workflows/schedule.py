@@ -23,16 +23,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from workflows.calendar import Calendar
 from workflows.durations import Duration, format_duration
 
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
 def _time_of_day(value: Any) -> time:
     if isinstance(value, time):
         return value
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        # YAML 1.1 reads an unquoted 10:30 as the base-60 number 630.
+        return time(value // 60, value % 60)
+    # HH:MM as written; HH:MM:SS as the snapshot in the history serialises it.
     match = _CLOCK.match(str(value).strip())
-    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59 or int(match.group(3) or 0) > 59:
         raise ValueError(f"{value!r} is not a time of day: write e.g. handoff: \"09:00\"")
-    return time(int(match.group(1)), int(match.group(2)))
+    return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
 
 
 class Rotation(BaseModel):
