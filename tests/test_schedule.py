@@ -103,6 +103,17 @@ def test_a_daily_rotation_hands_over_at_its_handoff_time_in_the_written_order() 
     )
 
 
+def test_until_is_the_exact_next_change_of_hands_at_any_minute_or_second() -> None:
+    odd = schedule(
+        DAILY.replace('handoff: "09:00"', 'handoff: "08:40"')
+        + "overrides:\n  - {who: dana, from: \"2027-01-06T12:05:30\", until: \"2027-01-06T12:52\"}\n"
+    )
+    assert on_call(odd, london(date(2027, 1, 5), 12)).until == london(date(2027, 1, 6), 8, 40)
+    assert on_call(odd, london(date(2027, 1, 6), 8, 39) + timedelta(seconds=59.5)).until == london(date(2027, 1, 6), 8, 40)
+    assert on_call(odd, london(date(2027, 1, 6), 9)).until == london(date(2027, 1, 6), 12, 5) + timedelta(seconds=30)
+    assert on_call(odd, london(date(2027, 1, 6), 12, 10)).until == london(date(2027, 1, 6), 12, 52)
+
+
 def test_nobody_is_on_call_before_the_first_handoff() -> None:
     ops = schedule(DAILY)
     assert who(ops, london(date(2027, 1, 3), 12)) is None

@@ -190,7 +190,8 @@ def on_call(schedule: Schedule, moment: datetime) -> OnCall:
 
 
 def _next_change(schedule: Schedule, moment: datetime, horizon: timedelta = timedelta(days=60)) -> datetime | None:
-    """The next moment whoever is on call changes (searched in 15-minute steps, within 60 days)."""
+    """The next moment whoever is on call changes (searched in 15-minute steps, within 60 days,
+    then narrowed down to the second)."""
     step = timedelta(minutes=15)
     current = _who(schedule, moment)
     probe = moment.replace(second=0, microsecond=0) + step
@@ -198,6 +199,14 @@ def _next_change(schedule: Schedule, moment: datetime, horizon: timedelta = time
     end = moment + horizon
     while probe < end:
         if _who(schedule, probe) != current:
+            # Hands change in (before, probe]: halve that stretch down to a second.
+            before = max(probe - step, moment.replace(microsecond=0))
+            while probe - before > timedelta(seconds=1):
+                middle = before + timedelta(seconds=(probe - before) // timedelta(seconds=2))
+                if _who(schedule, middle) == current:
+                    before = middle
+                else:
+                    probe = middle
             return probe
         probe += step
     return None
