@@ -277,7 +277,10 @@ def write_policy(
     tiers: list[list[str]],
     windows: dict[str, dict[str, str]],
     manager: str = "mia",
+    tier_windows: dict[int, str] | None = None,
 ) -> Path:
+    """A policy with ``repeat: 0`` and its ``directory.yaml``; ``tier_windows`` gives tiers
+    (1-based) their own flat ``ack_within``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "directory.yaml").write_text(yaml.safe_dump({"people": people, "teams": {}}, sort_keys=False))
     policy = {
@@ -285,7 +288,10 @@ def write_policy(
         "description": "Reliability tests: seconds-long windows on a real server",
         "manager": manager,
         "windows": windows,
-        "tiers": [{"name": f"Tier {i}", "owners": owners} for i, owners in enumerate(tiers, start=1)],
+        "tiers": [
+            {"name": f"Tier {i}", "owners": owners} | ({"ack_within": tier_windows[i]} if i in (tier_windows or {}) else {})
+            for i, owners in enumerate(tiers, start=1)
+        ],
         "repeat": 0,
     }
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
