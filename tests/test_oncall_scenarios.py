@@ -286,6 +286,7 @@ async def test_a_tier_with_nobody_on_call_is_skipped_at_once(time_env: WorkflowE
         [to_backup] = events(opened, "escalated")
         assert_on_time(to_backup, start)
         assert to_backup.tier == 2
+        assert to_backup.detail == "tier 1 (Primary on-call) was skipped; now tier 2 (Backup)", "not 'no ack within'"
         assert opened.next_escalation_at == start + 10 * MINUTE, "tier 2 gets its whole window"
 
         await move_to(time_env, start + 11 * MINUTE)
