@@ -467,9 +467,13 @@ class IncidentWorkflow:
             tier=target.tier,
             due_at=ended.deadline,
             detail=(
-                f"no ack at tier {ended.tier} ({self.policy.tier_name(ended.tier)}) within "
-                f"{format_duration(self.tier_windows(ended.tier).ack_within)}; now tier {target.tier} "
-                f"({self.policy.tier_name(target.tier)}){round_note}"
+                (
+                    f"tier {ended.tier} ({self.policy.tier_name(ended.tier)}) was skipped"
+                    if self.skipped_in_a_row
+                    else f"no ack at tier {ended.tier} ({self.policy.tier_name(ended.tier)}) within "
+                    f"{format_duration(self.tier_windows(ended.tier).ack_within)}"
+                )
+                + f"; now tier {target.tier} ({self.policy.tier_name(target.tier)}){round_note}"
             ),
         )
         self._page_or_skip("escalated")
@@ -536,6 +540,7 @@ class IncidentWorkflow:
         self._stop_paging()
         self.state = "triggered"
         self.acknowledged_by = None
+        self.exhausted = False  # paged again: the tier has a window once more
         self._start_tier(self.tier, round=self.round, at=expired.expires_at)
         self._record(
             "ack_expired",
