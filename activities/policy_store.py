@@ -9,6 +9,7 @@ Every error names the file, the line, the field path and what to write instead, 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,6 +68,14 @@ _FIELD_EXAMPLES = {
     "who": "who: bob",
     "from": "from: 2026-12-24T09:00",
     "until": "until: 2026-12-27T09:00",
+    "calendar": "calendar: uk-office (a name from calendars.yaml)",
+    "active": "active: uk-office (a name from calendars.yaml)",
+    "on_exhausted": "on_exhausted: notify_manager (or resolve, keep_open)",
+    "repeat_from": "repeat_from: L1 support (a tier's name)",
+    "business_time": "business_time: true",
+    "ack_timeout": "ack_timeout: 30m",
+    "after": "after: 5m",
+    "via": "via: email",
 }
 _KNOWN_FIELDS: dict[str, list[str]] = {
     "policy": list(Policy.model_fields),
@@ -251,11 +260,43 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return path
 
 
+_ITEM_EXAMPLES = {
+    "tiers": "- {name: L1 support, owners: [alice]}",
+    "owners": "- alice (a person), or team:payments-support, or schedule:platform-primary",
+    "participants": "- alice",
+    "rules": "- {after: 5m, via: email}",
+}
+"""Examples of one item of a list, by the list's field."""
+
+
+def _example_for(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    """How to write the value at ``loc``: the field's example, or one for an item of a list or an
+    entry of a mapping (a priority's windows, a person, a team)."""
+    name = loc[-1] if loc else ""
+    parent = loc[-2] if len(loc) >= 2 else None
+    if isinstance(name, str) and name in _FIELD_EXAMPLES:
+        return _FIELD_EXAMPLES[name]
+    if isinstance(name, int) and isinstance(parent, str) and parent in _ITEM_EXAMPLES:
+        return _ITEM_EXAMPLES[parent]
+    if len(loc) == 2 and parent == "windows":
+        return f"{name}: {{ack_within: 15m, remind_before: 5m, resolve_within: 4h}}"
+    if len(loc) == 2 and parent == "people":
+        return f"{name}: {{email: {name}@example.com}}"
+    if len(loc) == 2 and parent == "teams":
+        return f"{name}: [alice, bob]"
+    if len(loc) == 3 and loc[0] == "teams" and isinstance(name, int):
+        return "- alice (a name under people:)"
+    return None
+
+
 def _explain(error: dict[str, Any], kind: str) -> str:
     loc = error["loc"]
     name = str(loc[-1]) if loc else ""
+    if error["type"] == "invalid_key":
+        known = _KNOWN_FIELDS.get(kind, [])
+        return f"{name!r} is not a field name: write field names as words" + (f", e.g. one of {', '.join(known)}" if known else "")
     if error["type"] == "missing":
-        example = _FIELD_EXAMPLES.get(name)
+        example = _example_for(loc)
         return f"{name} is required: add it" + (f", e.g. {example}" if example else "")
     if error["type"] == "extra_forbidden":
         section = "windows" if len(loc) == 3 and loc[0] == "windows" else ("tiers" if loc and loc[0] == "tiers" else kind)
@@ -268,8 +309,58 @@ def _explain(error: dict[str, Any], kind: str) -> str:
     message = str(error["msg"])
     if error["type"] in ("value_error", "assertion_error"):
         return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    example = _FIELD_EXAMPLES.get(name)
+    example = _example_for(loc)
     return f"{message}: write e.g. {example}" if example else message
+
+
+_FORM = re.compile(r"^(int|str|float|bool|bytes|none|timedelta|datetime|list|dict|set|tuple|[a-z-]+\[.*|[A-Z][a-z]\w*)$")
+"""How pydantic names the forms of a field that takes one of several (``int``,
+``literal['forever']``, ``function-before[parse_duration(), timedelta]``, a model's name)."""
+
+
+def _in_file(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An error's location as written in the file: without the form pydantic tried, which it
+    adds for a field of several forms (``repeat.int``, ``repeat.literal['forever']``)."""
+    kept: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and (part in node or str(part) in map(str, node)):
+            node = node[part] if part in node else next(v for k, v in node.items() if str(k) == str(part))
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(part, str) and _FORM.match(part):
+            continue
+        else:
+            node = None
+        kept.append(part)
+    return tuple(kept)
+
+
+def _merge_forms(errors: list[dict[str, Any]], data: Any) -> list[dict[str, Any]]:
+    """One error per place in the file. A field of several forms fails once per form: keep our
+    own validator's words if one form has them (the form that was meant), else say every form."""
+    merged: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    of_a_form: set[tuple[Any, ...]] = set()
+    for error in errors:
+        loc = _in_file(data, tuple(error["loc"]))
+        merged.setdefault(loc, []).append(error)
+        if len(loc) < len(error["loc"]):
+            of_a_form.add(loc)
+    for loc in list(merged):
+        # The value has the shape of one form and fails inside it (``calendar.timezone``): what
+        # the other forms say of the whole (``calendar: Input should be a valid string``) is moot.
+        if loc in of_a_form and any(len(other) > len(loc) and other[: len(loc)] == loc for other in merged):
+            del merged[loc]
+    result = []
+    for loc, group in merged.items():
+        own = [error for error in group if error["type"] in ("value_error", "assertion_error")]
+        if len(group) == 1 or own:
+            result.extend({**error, "loc": loc} for error in (own or group))
+            continue
+        messages = list(dict.fromkeys(str(error["msg"]) for error in group))
+        message = messages[0] + "".join(f" or {m.removeprefix('Input should be ')}" for m in messages[1:])
+        result.append({"loc": loc, "type": "one_of_forms", "msg": message})
+    return result
 
 
 def _validate(document: _Document, model: type[BaseModel], kind: str) -> Any:
@@ -292,7 +383,7 @@ def _validate(document: _Document, model: type[BaseModel], kind: str) -> Any:
     except ValidationError as err:
         problems += [
             FileProblem(file, document.line_of(error["loc"]), _format_loc(error["loc"]), _explain(error, kind))
-            for error in err.errors()
+            for error in _merge_forms(err.errors(), document.data)
         ]
     if problems:
         raise PolicyError(problems)

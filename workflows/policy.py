@@ -367,7 +367,7 @@ class Person(_Strict):
                 close = difflib.get_close_matches(str(name), CHANNELS, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 raise ValueError(
-                    f"unknown channel {name!r}: {hint}a person lists any of {', '.join(CHANNELS)}"
+                    f"unknown channel {name!r}: {hint}use any of {', '.join(CHANNELS)}, e.g. {{email: alice@example.com}}"
                 )
             points = [
                 {"channel": channel, "address": str(address)}
