@@ -87,6 +87,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
         "--no-bytecode-cache", action="store_true",
         help="keep PYTHONDONTWRITEBYTECODE for the worker (default: dropped, so its modules load from bytecode as when pip-installed)",
     )
+    parser.add_argument(
+        "--passthrough", action="append", default=[], metavar="MODULE",
+        help="also pass MODULE through the escalate worker's workflow sandbox, e.g. workflows.incident (an experiment; repeatable)",
+    )
     parser.add_argument("--cprofile", type=Path, default=None, metavar="DIR", help="write cProfile stats of each worker process to DIR")
     parser.add_argument("--work-dir", type=Path, default=None, metavar="DIR", help="where servers and workers keep their files and logs (default: a temporary folder)")
     parser.add_argument("--histories", type=Path, default=None, metavar="DIR", help="history: also write the incidents' histories (JSON) to DIR")
@@ -106,6 +110,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
         work_dir=args.work_dir,
         quiet=args.quiet,
         bytecode_cache=not args.no_bytecode_cache,
+        passthrough=tuple(args.passthrough),
     )
     return options, args
 
@@ -143,6 +148,9 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(_row("timing", f"lag p50, {n:,} open due within 4 s", "s", e["p50_s"], b["p50_s"]))
         rows.append(_row("timing", f"lag p99, {n:,} open due within 4 s", "s", e["p99_s"], b["p99_s"], tm["target"], tm["meets_target"]))
         rows.append(_row("timing", f"lag max, {n:,} open due within 4 s", "s", e["max_s"], b["max_s"]))
+        rows.append(
+            _row("timing", "burst worked off (escalations started per second)", "/s", tm["escalate"]["escalations_per_second"], tm["bare"]["escalations_per_second"])
+        )
     if (hs := results.get("history")) and "error" not in hs:
         for name, label in (("standard", "standard incident"), ("month", "30-day incident")):
             scenario = hs[name]

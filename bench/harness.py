@@ -150,6 +150,7 @@ class Options:
     work_dir: Path | None = None
     quiet: bool = False
     bytecode_cache: bool = True
+    passthrough: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -160,6 +161,7 @@ class Options:
             "persistence": "in-memory" if self.in_memory else "sqlite",
             "poll_interval_s": self.poll_interval,
             "worker_options": dict(self.worker_options) or "temporalio defaults",
+            "extra_sandbox_passthrough": list(self.passthrough),
             "worker": "subprocess (python -m bench.workerproc), log level WARNING",
             "worker_bytecode_cache": self.bytecode_cache or "as the environment says (PYTHONDONTWRITEBYTECODE kept)",
             "phases": list(self.phases),
@@ -261,8 +263,13 @@ def write_policies(folder: Path, policies: dict[str, str]) -> Path:
 
 
 class BenchServer(DevServer):
-    """``escalate dev``'s server (headless, warn logs), on free loopback ports, SQLite in a
+    """``escalate dev``'s server (headless, warn logs, WAL), on free loopback ports, SQLite in a
     temporary folder, or in memory (no ``--db-filename``)."""
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def __init__(self, data_dir: Path, *, in_memory: bool) -> None:
         super().__init__(port=free_port(), ui_port=free_port(), data_dir=data_dir, headless=True)
@@ -271,8 +278,10 @@ class BenchServer(DevServer):
     def command(self) -> list[str]:
         command = super().command()
         if self.in_memory:
-            at = command.index("--db-filename")
-            del command[at : at + 2]
+            for flag in ("--db-filename", "--sqlite-pragma"):
+                while flag in command:
+                    at = command.index(flag)
+                    del command[at : at + 2]
         return command
 
 
@@ -319,6 +328,8 @@ async def start_worker(
     ]
     for name, value in options.worker_options.items():
         command += ["--option", f"{name}={value}"]
+    for module in options.passthrough:
+        command += ["--passthrough", module]
     if options.cprofile_dir is not None:
         options.cprofile_dir.mkdir(parents=True, exist_ok=True)
         command += ["--cprofile", str(options.cprofile_dir / f"{label}.prof")]
@@ -359,7 +370,7 @@ class Stage:
 
     def cpu_meter(self) -> CpuMeter:
         assert self.server.process is not None
-        return CpuMeter(server=self.server.process.pid, worker=self.worker.pid, bench=os.getpid())
+        return CpuMeter(server=self.server.pid, worker=self.worker.pid, bench=os.getpid())
 
 
 @asynccontextmanager

@@ -30,6 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=int, required=True)
     parser.add_argument("--option", action="append", default=[], metavar="NAME=INT", help="a temporalio Worker option")
     parser.add_argument("--cprofile", type=Path, default=None, help="write cProfile stats of the worker here at exit")
+    parser.add_argument(
+        "--passthrough", action="append", default=[], metavar="MODULE",
+        help="also pass this module through the workflow sandbox (to measure what re-importing it costs)",
+    )
     return parser.parse_args(argv)
 
 
@@ -44,10 +48,14 @@ def worker_options(pairs: list[str]) -> dict[str, Any]:
 async def serve(args: argparse.Namespace) -> None:
     from temporalio.worker import Worker
 
+    import worker as worker_module
     from escalate.logs import configure
     from escalate.settings import Settings
     from escalate.temporal import connect, ensure_search_attributes, metrics_runtime
     from worker import create_worker, workflow_runner
+
+    if args.passthrough:
+        worker_module.PURE_MODULES = (*worker_module.PURE_MODULES, *args.passthrough)
 
     settings = Settings(
         policy_dir=args.policy_dir,

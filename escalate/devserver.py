@@ -58,6 +58,10 @@ class DevServer:
             str(self.port),
             "--db-filename",
             str(self.database),
+            # Write-ahead logging: as durable, and about twice the incidents per second of
+            # SQLite's default rollback journal (see the README's performance section).
+            "--sqlite-pragma",
+            "journal_mode=wal",
             "--log-level",
             "warn",
         ]
