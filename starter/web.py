@@ -33,7 +33,7 @@ from starter.api import (
     TemporalUnavailable,
 )
 from workflows.durations import Duration
-from workflows.model import IncidentRequest, IncidentStatus, MaintenanceWindow, Text, Who
+from workflows.model import IncidentRequest, IncidentStatus, MaintenanceWindow, OptionalNote, Text, Who
 from workflows.policy import PolicyName, Priority, normalise_priority
 
 PROBLEM = "application/problem+json"
@@ -63,7 +63,7 @@ class _Body(BaseModel):
 
 class AckBody(_Body):
     by: Who
-    note: str | None = None
+    note: OptionalNote = None
 
 
 class ResolveBody(_Body):
@@ -106,7 +106,7 @@ class WaitBody(_Body):
 
 class ResumeBody(_Body):
     by: Who
-    note: str | None = None
+    note: OptionalNote = None
 
 
 class MaintenanceBody(_Body):

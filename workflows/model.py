@@ -69,6 +69,10 @@ def _check_email(value: str) -> str:
     return value
 Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+OptionalNote = Annotated[str, StringConstraints(max_length=10_000)] | None
+"""A note that goes with an action (ack, resume): as long as a note may be. Unbounded, one
+responder's paste of a log could push the incident's final status past Temporal's 2 MB payload
+limit, and the incident could then never close (its completion fails for good)."""
 
 Status = Literal["triggered", "acknowledged", "snoozed", "waiting", "resolved"]
 EventKind = Literal[
@@ -216,7 +220,7 @@ class TriggerResult(_Model):
 
 class AckRequest(_Model):
     by: Who
-    note: str | None = None
+    note: OptionalNote = None
 
 
 class ResolveRequest(_Model):
@@ -255,7 +259,7 @@ class WaitRequest(_Model):
 
 class ResumeRequest(_Model):
     by: Who
-    note: str | None = None
+    note: OptionalNote = None
 
 
 class MaintenanceRequest(_Model):

@@ -271,7 +271,7 @@ class Policy(_Strict):
     def tier_number(self, wanted: str) -> int | None:
         """A tier by its number or name (any case), for ``escalate up --to``."""
         text = wanted.strip()
-        if text.isdigit():
+        if text.isdecimal():  # not isdigit: "²" is a digit that int() refuses
             number = int(text)
             return number if 1 <= number <= len(self.tiers) else None
         for number, tier in enumerate(self.tiers, 1):
