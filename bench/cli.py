@@ -115,6 +115,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
     return options, args
 
 
+def _load() -> list[float]:
+    import os
+
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return []
+
+
 def server_version() -> str:
     """The Temporal server inside the dev server binary (``temporal --version``)."""
     from escalate.devserver import find_binary
@@ -259,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = table_rows(results)
     table = render_table(rows, errors)
     passed = all(row["pass"] is not False for row in rows) and not errors
+    machine["load_average_at_end"] = _load()
     report = {
         "version": RESULTS_VERSION,
         "machine": machine,
@@ -276,7 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\nmachine: {machine['cores']} cores, {machine['ram_gb']} GB RAM, {machine['cpu']}; Python {machine['python']}, "
         f"temporalio {machine['temporalio']}, Temporal server {machine['temporal_server']} (dev server, "
-        f"{'in memory' if options.in_memory else 'SQLite'}); load average at start {machine['load_average_at_start']}"
+        f"{'in memory' if options.in_memory else 'SQLite in WAL mode'}; the memory stage's in memory); "
+        f"load average at start {machine['load_average_at_start']}, at the end {_load()}"
     )
     print(f"results: {args.json}")
     sys.stdout.flush()
