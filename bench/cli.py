@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -258,13 +259,20 @@ async def run_stages(options: Options, args: argparse.Namespace) -> tuple[dict[s
     return results, errors
 
 
+async def _interruptible(work: Any) -> Any:
+    """SIGTERM (like Ctrl-C) cancels the run, so that every stage stops its server and worker."""
+    task = asyncio.ensure_future(work)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await task
+
+
 def main(argv: list[str] | None = None) -> None:
     options, args = parse_args(argv)
     machine = machine_info()
     machine["temporal_server"] = server_version()
     began = time.monotonic()
     say(options, f"bench: {', '.join(options.phases)} on {machine['cores']} cores, {machine['cpu']}")
-    results, errors = asyncio.run(run_stages(options, args))
+    results, errors = asyncio.run(_interruptible(run_stages(options, args)))
     rows = table_rows(results)
     table = render_table(rows, errors)
     passed = all(row["pass"] is not False for row in rows) and not errors
