@@ -79,6 +79,10 @@ SUMMARY_VERB: dict[str, str] = {
 """How each kind of message reads in the Temporal UI's event list: "remind erin via email"."""
 HISTORY_LIMIT = 10_000
 """Events after which an incident continues as a new run (Temporal's hard limit is 51,200)."""
+MAX_NOTE = 10_000
+"""The longest note an ack or resume may carry, as long as a note: unbounded, one responder's
+pasted log could push the incident's final status past Temporal's 2 MB payload limit, and the
+incident could then never close (its completion refused every time)."""
 MAX_TRIED_IN_MESSAGE = 10
 """A message names at most this many of the tiers tried before (the latest, after a count of the
 earlier ones): a policy repeating for weeks would otherwise put hundreds in every page, and into
@@ -651,6 +655,10 @@ class IncidentWorkflow:
             return self._status(since=mark)
 
     @acknowledge.validator
+    def _admit_acknowledge(self, request: AckRequest) -> None:
+        _refuse_a_long_note(request.note)
+        self._validate_acknowledge(request)
+
     def _validate_acknowledge(self, request: AckRequest) -> None:
         self._refuse_if_resolved("acknowledged")
         if self.state == "acknowledged" and request.by == self.acknowledged_by and self.ack_clock is not None:
@@ -847,6 +855,10 @@ class IncidentWorkflow:
             return self._status(since=mark)
 
     @resume.validator
+    def _admit_resume(self, request: ResumeRequest) -> None:
+        _refuse_a_long_note(request.note)
+        self._validate_resume(request)
+
     def _validate_resume(self, request: ResumeRequest) -> None:
         self._refuse_if_resolved("resumed")
         if self.state != "waiting":
@@ -1357,6 +1369,16 @@ class IncidentWorkflow:
             resolved_at=self.resolved_at,
             resolved_by=self.resolved_by,
             resolution=self.resolution,
+        )
+
+
+def _refuse_a_long_note(note: str | None) -> None:
+    """An action's note is at most as long as a note. Checked when the action arrives only (not
+    again in its handler): actions of before, with longer notes, still replay as they were."""
+    if note is not None and len(note) > MAX_NOTE:
+        raise Rejected(
+            f"the note is {len(note)} characters long; the limit is {MAX_NOTE}: put a link to the rest",
+            field="note",
         )
 
 

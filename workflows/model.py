@@ -70,9 +70,9 @@ def _check_email(value: str) -> str:
 Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 OptionalNote = Annotated[str, StringConstraints(max_length=10_000)] | None
-"""A note that goes with an action (ack, resume): as long as a note may be. Unbounded, one
-responder's paste of a log could push the incident's final status past Temporal's 2 MB payload
-limit, and the incident could then never close (its completion fails for good)."""
+"""The note of an ack or resume in an HTTP body: as long as a note may be. (The workflow's own
+AckRequest and ResumeRequest keep taking any length, so that histories with longer notes still
+replay; the incident's update validators refuse new ones.)"""
 
 Status = Literal["triggered", "acknowledged", "snoozed", "waiting", "resolved"]
 EventKind = Literal[
@@ -220,7 +220,7 @@ class TriggerResult(_Model):
 
 class AckRequest(_Model):
     by: Who
-    note: OptionalNote = None
+    note: str | None = None
 
 
 class ResolveRequest(_Model):
@@ -259,7 +259,7 @@ class WaitRequest(_Model):
 
 class ResumeRequest(_Model):
     by: Who
-    note: OptionalNote = None
+    note: str | None = None
 
 
 class MaintenanceRequest(_Model):
