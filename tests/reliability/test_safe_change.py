@@ -46,9 +46,15 @@ from tests.reliability.changed_incident import (
     DebouncedIncident,
     PatchedIncident,
 )
+from tests.reliability.skipping import own_time_skipping_server
 from worker import workflow_runner
 from workflows.maintenance import MaintenanceWorkflow
-from workflows.model import LOAD_POLICY_ACTIVITY, NOTIFY_ACTIVITY, IncidentRequest, workflow_id
+from workflows.model import (
+    LOAD_POLICY_ACTIVITY,
+    NOTIFY_ACTIVITY,
+    IncidentRequest,
+    workflow_id,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -57,6 +63,13 @@ RECORDED = {path.stem: path.read_text() for path in sorted(HISTORIES.glob("*.jso
 NONDETERMINISM = "[TMPRL1100] Nondeterminism error"
 NAMED_EVENT = re.compile(r"HistoryEvent\(id: (\d+), (\w+)\)")
 PATCH_MARKER = re.compile(r"patch marker encountered for change ([\w-]+)")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """This module's own time-skipping server (it skips days: see tests/reliability/skipping.py)."""
+    async with own_time_skipping_server() as env:
+        yield env
 
 
 def histories() -> dict[str, WorkflowHistory]:
