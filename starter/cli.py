@@ -257,12 +257,15 @@ def list_incidents(
     where: Annotated[
         str | None, typer.Option("--where", help='A search-attribute filter, e.g. \'IncidentStatus="triggered" AND Tier>=2\'.')
     ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many, newest first.")] = 200,
     as_json: AsJson = False,
 ) -> None:
     """List incidents (open ones by default), newest first."""
     if which not in ("open", "all"):
         fail("--status: write open or all", 2)
-    incidents = _run(lambda e: e.list_incidents(which, where=where))  # type: ignore[arg-type]
+    incidents = _run(lambda e: e.list_incidents(which, limit=limit, where=where))  # type: ignore[arg-type]
+    if len(incidents) >= limit:  # on stderr, so that --json output stays one JSON document
+        typer.echo(f"escalate: showing the newest {limit}; there may be more (--limit N shows more)", err=True)
     if as_json:
         typer.echo(json.dumps([json.loads(item.model_dump_json()) for item in incidents], indent=2))
         return

@@ -13,7 +13,7 @@ import hmac
 from html import escape
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -327,11 +327,14 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
 
     @app.get("/v1/incidents", response_model=list[IncidentStatus], tags=["incidents"])
     async def list_incidents(
-        _: Authorised, status: Literal["open", "all"] = "open", where: str | None = None
+        _: Authorised,
+        status: Literal["open", "all"] = "open",
+        where: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
     ) -> list[IncidentStatus]:
-        """Incidents from Temporal's visibility store (open ones by default, newest first);
-        ``where`` filters by search attributes, e.g. ``IncidentStatus="triggered" AND Tier>=2``."""
-        return await call(lambda e: e.list_incidents(status, where=where))
+        """Incidents from Temporal's visibility store (open ones by default, newest first, at most
+        ``limit``); ``where`` filters by search attributes, e.g. ``IncidentStatus="triggered" AND Tier>=2``."""
+        return await call(lambda e: e.list_incidents(status, limit=limit, where=where))
 
     @app.get("/v1/incidents/{key}", response_model=IncidentStatus, tags=["incidents"])
     async def get_incident(key: str, _: Authorised) -> IncidentStatus:

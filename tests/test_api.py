@@ -916,6 +916,9 @@ async def test_escalate_dev_serves_the_api_docs_and_lists_open_incidents_from_vi
 
             default = await client.get("/v1/incidents")
             assert {first, second} <= {incident["key"] for incident in default.json()}, "open is the default"
+            newest = await client.get("/v1/incidents", params={"limit": 1})
+            assert [incident["key"] for incident in newest.json()] == [race], "limit keeps the newest"
+            assert_problem(await client.get("/v1/incidents", params={"limit": 0}), 422)
 
             # The page ivan got (in the worker log, no SMTP here) carries a link to this API.
             def ivan_page() -> str | None:

@@ -377,6 +377,10 @@ def test_start_opens_then_joins_and_status_json_follows_the_contract(stage: Stag
     assert listed.returncode == 0, str(listed)
     entries = [item for item in json.loads(listed.stdout) if item["key"] == key]
     assert len(entries) == 1, f"expected one incident {key} in `escalate list --json`, got {entries}"
+    newest = stage.cli("list", "--json", "--limit", "1", retry_crash=True)
+    assert newest.returncode == 0, str(newest)
+    assert len(json.loads(newest.stdout)) == 1
+    assert "showing the newest 1; there may be more" in newest.stderr, str(newest)
 
     status = stage.status(key)
     assert CONTRACT_KEYS <= status.keys(), f"missing contract keys: {CONTRACT_KEYS - status.keys()}"
