@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 import yaml
 from hypothesis import HealthCheck, example, given, settings
@@ -67,6 +68,7 @@ FIX = re.compile(
 """Words of a message that says what to do about it."""
 WHOLE_FILE = ("the file is empty", "expected a mapping", "not valid YAML", "cannot read", "not UTF-8")
 """Problems of a whole file, that no single field can be named for."""
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
@@ -371,6 +373,8 @@ def assert_answer(response: httpx.Response, sent: Any) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=body_from(VALID_CREATE))
+@example(body={"policy": "paymnts", "key": "fuzz-typo", "priority": "P2", "summary": "Refunds stuck"})
+@example(body={"policy": "payments", "key": "fuzz-p5", "priority": "P5", "summary": "Refunds stuck"})
 async def test_a_generated_create_body_never_gets_a_500(api: Api, body: Any) -> None:
     response = await api.client.post("/v1/incidents", json=body)
     assert_answer(response, body)
@@ -401,7 +405,10 @@ async def test_a_generated_responder_body_never_gets_a_500(
 async def test_the_incidents_the_http_fuzz_hit_still_answer_and_never_failed_a_workflow_task(api: Api) -> None:
     for key in sorted(api.hit | set(api.escalations.opened)):
         response = await api.client.get(f"/v1/incidents/{key}")
-        assert response.status_code == 200, response.text
+        if key in api.hit:
+            assert response.status_code == 200, response.text
+        else:  # refused by the incident itself (an unknown policy, a priority it has no windows for)
+            assert response.status_code == 409 and "was not opened" in response.json()["detail"], response.text
         await assert_no_failed_workflow_task(api.env.client, key)
     await save_history(api.env.client, api.shared, "bad_input_http_responder_fuzz")
 
@@ -505,6 +512,8 @@ async def test_a_responder_action_with_odd_arguments_is_taken_or_refused_with_a_
 
 async def test_after_the_odd_actions_the_incident_still_escalates_on_its_timer_and_resolves(responder: Responder) -> None:
     env, escalations, key = responder.env, responder.escalations, responder.key
+    if not responder.taken + responder.refused:
+        pytest.skip("checks the incident the test above sent its generated actions to")
     assert responder.taken and responder.refused, "the generated actions were all taken, or all refused"
     status = await escalations.status(key)
     # Wherever the actions left it (acknowledged, snoozed, waiting, another policy), a responder

@@ -126,10 +126,10 @@ def carried_bytes(history: WorkflowHistory) -> int:
 
 
 async def save_run(history: WorkflowHistory, name: str) -> None:
-    """Keep one run for tests/test_replay.py, as ``save_history`` does (which keeps the latest
-    run: here 3-4 MB, the carried story of 30 days and a final status holding all of it). The
-    second run is the one to keep: it starts from a carried state, so its replay proves that a
-    continued incident still restores with today's code, and it is small."""
+    """Keep one run for tests/test_replay.py, as ``save_history`` does. That keeps the latest
+    run, here about 3 MB: the carried story of 30 days, and a final status holding all of it.
+    The second run is the one to keep: it starts from a carried state, so its replay proves
+    that a continued incident still restores with today's code, and it is smaller (2 MB)."""
     path = HISTORIES / f"{name}.json"
     if not path.exists() or RECORD_HISTORIES:
         HISTORIES.mkdir(exist_ok=True)
