@@ -28,6 +28,7 @@ PURE_MODULES = (
     "workflows.model",
     "workflows.policy",
     "workflows.search",
+    "workflows.timeline",
 )
 """Deterministic modules the workflow sandbox shares instead of re-importing for every run: one
 copy of each pydantic model (so a model made by one module is the same class to another), and

@@ -407,6 +407,22 @@ async def review_history(history: WorkflowHistory, source: str, workflows: list[
     return build_review(instance.get_status(), list(instance.policies_in_force), check, source)
 
 
+def whole_timeline(instances: list[Any]) -> list[TimelineEvent]:
+    """The timeline of a chain of runs with nothing folded: what each run recorded itself, past
+    the story it was handed, in order (a new run carries the oldest routine entries folded into
+    a count; each run's own replay still holds the ones it recorded)."""
+    story: list[TimelineEvent] = []
+    for instance in instances:
+        carried = instance.request.carried
+        handed = list(carried.timeline) if carried is not None else []
+        timeline = list(instance.timeline)
+        same = 0
+        while same < min(len(handed), len(timeline)) and handed[same] == timeline[same]:
+            same += 1
+        story.extend(timeline[same:])
+    return story
+
+
 async def incident_histories(client: Client, key: str) -> list[WorkflowHistory]:
     """The histories of the incident's runs, oldest first: a long-lived incident continues as
     new runs, each carrying the story so far."""
@@ -433,6 +449,12 @@ async def review_incident(client: Client, key: str) -> Review:
         return await review_history(histories[0], source)
     earlier = [await replay(history) for history in histories[:-1]]
     review = await review_history(histories[-1], f"{source} ({len(histories)} runs)")
+    if any(event.kind == "folded" for event in review.timeline):
+        _, last = await replay(histories[-1])
+        instances = [instance for _, instance in earlier] + [last]
+        if all(instance is not None for instance in instances):
+            status = last.get_status().model_copy(update={"timeline": whole_timeline(instances)})
+            review = build_review(status, list(last.policies_in_force), review.replay, review.source)
     failed = next((check for check, _ in earlier if not check.verified), None)
     if failed is not None:
         review.replay = failed

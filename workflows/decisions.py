@@ -246,3 +246,4 @@ def notify_retry_delay(attempt: int, asked: timedelta | None = None) -> timedelt
 
 def held_for(clock: TierClock, until: datetime) -> timedelta:
     return until - clock.started_at
+

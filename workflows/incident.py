@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         maintenance_id,
     )
     from workflows.policy import ContactPoint, Person, PolicySnapshot, Windows
+    from workflows.timeline import fold_timeline
 
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 POLICY_RETRY = RetryPolicy(
@@ -83,6 +84,9 @@ MAX_NOTE = 10_000
 """The longest note an ack or resume may carry, as long as a note: unbounded, one responder's
 pasted log could push the incident's final status past Temporal's 2 MB payload limit, and the
 incident could then never close (its completion refused every time)."""
+MAX_NOTES_TOTAL = 500_000
+"""All of an incident's notes together, in characters: notes are never folded away, and what a
+run carries must stay well inside Temporal's 2 MB payload limit."""
 MAX_TRIED_IN_MESSAGE = 10
 """A message names at most this many of the tiers tried before (the latest, after a count of the
 earlier ones): a policy repeating for weeks would otherwise put hundreds in every page, and into
@@ -354,7 +358,7 @@ class IncidentWorkflow:
             acknowledged_at=self.acknowledged_at,
             occurrences=self.occurrences,
             tried=self.tried,
-            timeline=self.timeline,
+            timeline=fold_timeline(self.timeline),
             notification_count=self.notification_count,
             paged_people=list(self.paged_people),
             runs=self.runs + 1,
@@ -874,6 +878,16 @@ class IncidentWorkflow:
             return self._status(since=mark)
 
     @note.validator
+    def _admit_note(self, request: NoteRequest) -> None:
+        written = sum(len(event.detail) for event in self.timeline if event.kind == "noted")
+        if written + len(request.text) > MAX_NOTES_TOTAL:
+            raise Rejected(
+                f"this incident's notes are full ({written} characters; the limit is {MAX_NOTES_TOTAL}, "
+                "so that the incident stays within Temporal's limits): put the rest in a linked document",
+                field="text",
+            )
+        self._validate_note(request)
+
     def _validate_note(self, request: NoteRequest) -> None:
         self._refuse_if_resolved("given a note")
 

@@ -98,6 +98,7 @@ EventKind = Literal[
     "sla_breached",
     "sla_reason",
     "unreachable",
+    "folded",
     "resolved",
 ]
 MessageKind = Literal[
