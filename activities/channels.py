@@ -472,10 +472,12 @@ class PushChannel(_HttpChannel):
     async def send(self, note: Notification, message: RenderedMessage) -> Delivery:
         link = message.ack_link or f"{self.api_url.rstrip('/')}/v1/incidents/{note.incident_key}"
         label = "Acknowledge" if message.ack_link else "Open the incident"
+        # An outcome wakes nobody: "it is fixed" goes at low priority, whatever the incident's.
+        paging = note.kind not in ("resolved", "customer_update")
         headers = {
             "Title": _header_text(message.subject),
-            "Priority": NTFY_PRIORITY.get(note.priority, "3"),
-            "Tags": "rotating_light" if note.priority in ("P1", "P2") else "warning",
+            "Priority": NTFY_PRIORITY.get(note.priority, "3") if paging else "2",
+            "Tags": ("rotating_light" if note.priority in ("P1", "P2") else "warning") if paging else "information_source",
             "Actions": f"view, {label}, {link}, clear=true",
             "X-Escalate-Idempotency-Key": note.idempotency_key,
         }

@@ -245,6 +245,16 @@ async def test_ntfy_without_a_token_sends_no_authorization_and_without_links_ope
     assert decoded(title) == "[P1] hooks: Café payments: 3× timeouts (incident checkout-latency-1)"
 
 
+async def test_ntfy_the_outcome_of_a_p1_wakes_nobody_but_a_manager_notice_does(receiver: Receiver) -> None:
+    url = receiver.route("/escalate-olga", Reply(200, NTFY_OK))
+    for kind in ("resolved", "exhausted"):
+        notification = push_note(url, kind=kind, priority="P1")
+        await PushChannel(timeout=5, api_url=API_URL, token=None).send(notification, rendered(notification))
+    resolved, exhausted = receiver.requests("/escalate-olga")
+    assert (resolved.headers["Priority"], resolved.headers["Tags"]) == ("2", "information_source")
+    assert (exhausted.headers["Priority"], exhausted.headers["Tags"]) == ("5", "rotating_light")
+
+
 # ── failures, the same for both ──────────────────────────────────────────────────────────────
 
 CHANNELS = {

@@ -268,7 +268,12 @@ class IncidentWorkflow:
         self.held_until = None
         released = workflow.now()
         if self.state != "resolved":
-            self._record("released", tier=self.tier, detail="the maintenance window is over: paging starts now")
+            self._record(
+                "released",
+                tier=self.tier,
+                detail="the maintenance window is over: "
+                + ("paging starts now" if self.state == "triggered" else f"nothing to page ({self.state})"),
+            )
         return released
 
     @workflow.signal(name=RELEASE_SIGNAL)
