@@ -351,6 +351,17 @@ async def test_refusals_say_what_is_wrong(stage: Stage) -> None:
     await stage.escalations.end_maintenance("hooks", by="anna")
 
 
+async def test_a_refused_start_leaves_no_workflow_behind(stage: Stage) -> None:
+    with pytest.raises(IncidentRejected):
+        await stage.escalations.start_maintenance("nope", duration="1h", by="anna", reason="typo")
+    handle = stage.env.client.get_workflow_handle(maintenance_id("nope"))
+    await stage.env.sleep(timedelta(minutes=2))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED, "it waited for a window that never came"
+    assert await stage.escalations.maintenance("nope") is None
+    with pytest.raises(IncidentRejected, match="no maintenance window is on for policy 'nope'"):
+        await stage.escalations.end_maintenance("nope", by="anna")
+
+
 # ── HTTP ─────────────────────────────────────────────────────────────────────────────────────
 
 

@@ -28,19 +28,35 @@ with workflow.unsafe.imports_passed_through():
 MAX_WINDOW = timedelta(days=7)
 PATCH_EXTEND_HELD = "maintenance-extend-held"
 """Extending a window tells the incidents it holds (histories recorded before replay unchanged)."""
+PATCH_IDLE_EXIT = "maintenance-idle-exit"
+"""A start whose first window was refused ends, rather than wait for a window for ever."""
+FIRST_WINDOW_WAIT = timedelta(minutes=1)
 
 
 @workflow.defn(name="Maintenance")
 class MaintenanceWorkflow:
     @workflow.init
     def __init__(self, request: MaintenanceRequest) -> None:
+        self.policy = request.policy
         self.window: MaintenanceWindow | None = None
         self.held: list[str] = []
         self.revision = 0
+        self.beginning = 0
+        """Starts under way (loading the policy)."""
 
     @workflow.run
-    async def run(self, request: MaintenanceRequest) -> MaintenanceWindow:
-        await workflow.wait_condition(lambda: self.window is not None)
+    async def run(self, request: MaintenanceRequest) -> MaintenanceWindow | None:
+        if workflow.patched(PATCH_IDLE_EXIT):
+            while self.window is None:
+                try:
+                    await workflow.wait_condition(
+                        lambda: self.window is not None, timeout=FIRST_WINDOW_WAIT, timeout_summary="waiting for the first window"
+                    )
+                except asyncio.TimeoutError:
+                    if self.window is None and self.beginning == 0:
+                        return None  # the start was refused (unknown policy, too long): nothing to keep
+        else:
+            await workflow.wait_condition(lambda: self.window is not None)
         while True:
             assert self.window is not None
             seen = self.revision
@@ -69,6 +85,13 @@ class MaintenanceWorkflow:
     @workflow.update
     async def begin(self, request: MaintenanceRequest) -> MaintenanceWindow:
         """Start a window, or extend the one on (a window runs until the later end)."""
+        self.beginning += 1
+        try:
+            return await self._begin(request)
+        finally:
+            self.beginning -= 1
+
+    async def _begin(self, request: MaintenanceRequest) -> MaintenanceWindow:
         try:  # a window for a policy that does not exist would hold nothing, silently
             await workflow.execute_activity(
                 LOAD_POLICY_ACTIVITY,
@@ -125,7 +148,7 @@ class MaintenanceWorkflow:
     @end.validator
     def _validate_end(self, request: MaintenanceEnd) -> None:
         if self.window is None or self.window.ended_by:
-            raise ApplicationError("no maintenance window is on for this policy", type="Rejected", non_retryable=True)
+            raise ApplicationError(f"no maintenance window is on for policy {self.policy!r}", type="Rejected", non_retryable=True)
 
     @workflow.signal(name="hold")
     def hold(self, key: str) -> None:
