@@ -506,7 +506,14 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
     async def start_maintenance(policy: str, body: MaintenanceBody, _: Authorised) -> MaintenanceWindow:
         """Start (or extend) a maintenance window: incidents opened for the policy meanwhile page
         nobody until it ends, then those still open page their current tier."""
-        return await call(lambda e: e.start_maintenance(policy, duration=body.duration, by=body.by, reason=body.reason))
+        try:
+            return await (await temporal()).start_maintenance(policy, duration=body.duration, by=body.by, reason=body.reason)
+        except IncidentRejected as err:
+            if err.field:  # the policy or the length asked for: bad input, not a conflict
+                raise Problem(422, "Invalid request", f"{err.field}: {err}", errors=[{"field": err.field, "message": str(err)}]) from None
+            raise translate(err, policy) from None
+        except (IncidentNotFound, InvalidRequest, TemporalUnavailable) as err:
+            raise translate(err, policy) from None
 
     @app.delete("/v1/policies/{policy}/maintenance", tags=["maintenance"], response_model=MaintenanceWindow)
     async def end_maintenance(policy: str, _: Authorised, by: str) -> MaintenanceWindow:

@@ -400,14 +400,16 @@ async def test_http_starts_shows_and_ends_a_window(stage: Stage) -> None:
         shown = await wait_for("GET to show the held incident", shown_holding)
         assert shown["until"] == window["until"] and shown["reason"] == "kernel patching"
 
-        problem(await api.post("/v1/policies/nope/maintenance", json={"for": "1h", "by": "anna", "reason": "x"}), 409, "nope")
+        unknown = problem(await api.post("/v1/policies/nope/maintenance", json={"for": "1h", "by": "anna", "reason": "x"}), 422, "nope")
+        assert [error["field"] for error in unknown["errors"]] == ["policy"]
         bad = problem(await api.post("/v1/policies/hooks/maintenance", json={"for": "soon", "by": "anna", "reason": "x"}), 422)
         assert "for" in [error["field"] for error in bad["errors"]]
-        problem(
+        too_long = problem(
             await api.post("/v1/policies/hooks/maintenance", json={"for": "8d", "by": "anna", "reason": "x"}),
-            409,
+            422,
             "a maintenance window of 8d: give between 1s and 7d",
         )
+        assert [error["field"] for error in too_long["errors"]] == ["for"]
         missing = problem(await api.post("/v1/policies/hooks/maintenance", json={"for": "1h", "reason": "x"}), 422)
         assert "by" in [error["field"] for error in missing["errors"]]
 

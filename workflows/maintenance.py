@@ -131,6 +131,7 @@ class MaintenanceWorkflow:
             raise ApplicationError(
                 f"a maintenance window of {format_duration(request.duration)}: give between 1s and "
                 f"{format_duration(MAX_WINDOW)}, e.g. --for 2h",
+                "for",
                 type="Rejected",
                 non_retryable=True,
             )
