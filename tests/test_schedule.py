@@ -370,6 +370,18 @@ def test_a_daily_handoff_stays_at_0900_local_when_the_clocks_go_back() -> None:
     assert on_call(ops, saturday_handoff).until - saturday_handoff == 25 * HOUR, "the shift across the change is 25 hours"
 
 
+def test_a_12_hour_rotation_hands_over_at_0900_and_2100_local_across_both_changes() -> None:
+    halves = schedule(DAILY.replace("shift: 1d", "shift: 12h").replace("2027-01-04", "2027-03-22").replace("[carol, alice, bob]", "[alice, bob]"))
+    # alice has the day half (09:00-21:00 local), bob the night half, whatever the season.
+    for day in (SPRING_FORWARD - DAY, SPRING_FORWARD, SPRING_FORWARD + DAY, FALL_BACK - DAY, FALL_BACK, FALL_BACK + DAY):
+        assert who(halves, london(day, 9)) == "alice", f"{day} 09:00"
+        assert who(halves, london(day, 9) - MINUTE) == "bob", f"{day} 08:59"
+        assert who(halves, london(day, 21)) == "bob", f"{day} 21:00"
+        assert who(halves, london(day, 21) - MINUTE) == "alice", f"{day} 20:59"
+    assert on_call(halves, london(SPRING_FORWARD - DAY, 21)).until == london(SPRING_FORWARD, 9)
+    assert london(SPRING_FORWARD, 9) - london(SPRING_FORWARD - DAY, 21) == 11 * HOUR, "the night the clocks go forward"
+
+
 def test_a_weekly_handoff_stays_at_0900_local_across_both_changes() -> None:
     weekly = schedule(
         DAILY.replace("shift: 1d", "shift: 1w").replace("2027-01-04", "2027-03-21").replace("[carol, alice, bob]", "[alice, bob]")

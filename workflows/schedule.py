@@ -79,6 +79,11 @@ class Rotation(BaseModel):
             local = moment.astimezone(zone)
             day = local.date() - (timedelta(days=1) if local.time() < self.handoff else timedelta(0))
             turn = (day - self.start).days // self.shift.days
+        elif timedelta(days=1) % self.shift == timedelta(0):
+            # Shifts that divide a day (12h, 8h…): count on the local clock, so a 09:00/21:00
+            # rotation still hands over at 09:00 and 21:00 after a daylight-saving change.
+            local = moment.astimezone(zone).replace(tzinfo=None)
+            turn = int((local - first.replace(tzinfo=None)) / self.shift)
         else:
             turn = int((moment - first) / self.shift)
         return self.participants[turn % len(self.participants)]
