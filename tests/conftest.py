@@ -6,7 +6,8 @@ import asyncio
 import os
 import uuid
 from datetime import timedelta
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -157,3 +158,15 @@ async def resolve_and_close(
             break
         await env.sleep(timedelta(seconds=5))
     return await handle.result()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A real HTTP receiver on 127.0.0.1 (``tests.test_webhook.Receiver``), for one test."""
+    from tests.test_webhook import Receiver
+
+    server = Receiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -33,7 +33,6 @@ from tests.test_webhook import (
     note,
     of,
     open_incident,
-    receiver,  # noqa: F401  (the fixture)
     running,
     write_policy_dir,
 )

@@ -31,15 +31,6 @@ MINUTE = timedelta(minutes=1)
 RULES = [{"after": "0m", "via": "webhook"}, {"after": "5m", "via": "email"}, {"after": "10m", "via": "push"}]
 
 
-@pytest.fixture(name="receiver")
-def a_receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(name="smtp")
 def an_smtp_server() -> Iterator[SmtpServer]:
     with smtp_server(Mailbox()) as server:

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -86,15 +86,6 @@ class Stage:
     async def end_window_if_on(self, policy: str) -> None:
         if await self.escalations.maintenance(policy) is not None:
             await self.escalations.end_maintenance(policy, by="test-teardown")
-
-
-@pytest.fixture(name="receiver")
-def a_receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

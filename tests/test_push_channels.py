@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import email.header
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -61,16 +60,6 @@ TEAMS_THROTTLED = (
 )
 TEAMS_BAD_CARD = TEAMS_THROTTLED.replace("HTTP error 429", "HTTP error 400")
 NTFY_OK = {"id": "sPs6fyEXiPfT", "time": 1764072000, "event": "message", "topic": "escalate-olga"}
-
-
-@pytest.fixture(name="receiver")
-def a_receiver() -> Iterator[Receiver]:
-    """A real HTTP receiver on 127.0.0.1 (tests/test_webhook.py's), for this test only."""
-    server = Receiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def ack_link(key: str, person: str) -> str:

@@ -17,7 +17,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -190,15 +190,6 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # ── policies and incidents ───────────────────────────────────────────────────────────────────

@@ -28,7 +28,7 @@ import sys
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -92,15 +92,6 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """This module's own time-skipping server (it skips days: see tests/reliability/skipping.py)."""
     async with own_time_skipping_server() as env:
         yield env
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def policy_dir(root: Path, receiver: Receiver) -> Path:
