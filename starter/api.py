@@ -255,7 +255,14 @@ class Escalations:
                 if _too_many_updates(err):
                     # Other starters' triggers fill the workflow's in-flight updates: it is open,
                     # so this one joins it as a counted occurrence instead.
-                    return TriggerResult(created=False, status=await self._signal_occurrences(request, 1))
+                    # (Its own start may be what filled them, when an attempt the client retried
+                    # had opened it: the workflow knows its opening trigger and does not count it twice.)
+                    status = await self._signal_occurrences(request, 1)
+                    try:
+                        created = await self._handle(request.key).query(IncidentWorkflow.opened_by, request.request_id)
+                    except RPCError as err:
+                        self._raise_for_rpc(err, request.key)
+                    return TriggerResult(created=created, status=status)
                 if isinstance(err, RPCError):
                     self._raise_for_rpc(err, request.key)
                 raise TemporalUnavailable(f"Temporal did not answer in time: {err}") from None

@@ -11,6 +11,9 @@ from typing import Any
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import hypothesis  # noqa: F401  (imported here, at collection: its pytest plugin imports it
+# lazily in the terminal summary otherwise, and CPython 3.11.7 can fail to compile it there,
+# after the Temporal threads have run: "AST constructor recursion depth mismatch")
 import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus

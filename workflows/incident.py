@@ -611,6 +611,8 @@ class IncidentWorkflow:
     def occurred(self, batch: OccurrenceBatch) -> None:
         """Repeat occurrences counted in bulk: what a flood of triggers of one key comes down to
         (a signal has no in-flight limit, and the starter batches the triggers it holds)."""
+        if batch.request.request_id and batch.request.request_id == self.request.request_id:
+            return  # the trigger that opened it, sent again by its starter: already counted
         if self.state != "resolved":
             self._count_occurrences(batch.request, batch.count)
 
@@ -957,6 +959,11 @@ class IncidentWorkflow:
     @workflow.query(name="status")
     def get_status(self) -> IncidentStatus:
         return self._status()
+
+    @workflow.query
+    def opened_by(self, request_id: str) -> bool:
+        """Whether the starter's trigger with this id is the one that opened this incident."""
+        return bool(request_id) and request_id == self.request.request_id
 
     # ── helpers ──────────────────────────────────────────────────────────────────────────────
 
