@@ -194,7 +194,7 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, unit: str = "") -> str:
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -202,13 +202,18 @@ def _show(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+        if unit in ("%", "MiB", "KiB") or 10 <= abs(value) < 1000:
+            return f"{value:,.1f}"
+        return f"{value:.2f}" if abs(value) < 10 else f"{value:,.0f}"
     return str(value)
 
 
 def render_table(rows: list[dict[str, Any]], errors: dict[str, str]) -> str:
     header = ["stage", "figure", "unit", "escalate", "bare", "ratio", "target", "result"]
-    lines = [[r["stage"], r["figure"], r["unit"], _show(r["escalate"]), _show(r["bare"]), _show(r["ratio"]), r["target"] or "–", _show(r["pass"])] for r in rows]
+    lines = [
+        [r["stage"], r["figure"], r["unit"], _show(r["escalate"], r["unit"]), _show(r["bare"], r["unit"]), _show(r["ratio"]), r["target"] or "–", _show(r["pass"])]
+        for r in rows
+    ]
     lines += [[stage, f"failed: {message.splitlines()[0][:60]}", "", "", "", "", "", "ERROR"] for stage, message in errors.items()]
     widths = [max(len(header[i]), *(len(line[i]) for line in lines)) if lines else len(header[i]) for i in range(len(header))]
     numeric = {3, 4, 5}
@@ -226,7 +231,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         unit = f" {r['unit']}" if r["unit"] not in ("", "events") else ""
         out.append(
-            f"| {r['stage']} | {r['figure']} | {_show(r['escalate'])}{unit} | {_show(r['bare'])}{unit} | {_show(r['ratio'])} | {r['target'] or '–'} | {_show(r['pass'])} |"
+            f"| {r['stage']} | {r['figure']} | {_show(r['escalate'], r['unit'])}{unit} | {_show(r['bare'], r['unit'])}{unit} | {_show(r['ratio'])} | {r['target'] or '–'} | {_show(r['pass'])} |"
         )
     return "\n".join(out)
 

@@ -2,17 +2,21 @@
 open incidents whose windows all end within a few seconds.
 
 Escalate: M incidents of the ``bench-burst`` policy are started (tier 1 is paged at once). The
-policy counts its windows in business time on a calendar that opens at one whole minute after the
-last of them has started, so every tier-1 clock starts at that same moment; the windows are 2, 3,
-4 and 5 s by priority (P1..P4, a quarter of the incidents each): M deadlines within 4 s. For each
-incident the lag is measured from its deadline (the ``escalated`` event's ``due_at``) to the start
-of the first tier-2 notification activity (``ActivityTaskStarted`` in its history), and also to the
-escalation decision (the ``escalated`` event's time, i.e. the workflow task that acted on it).
+policy counts its windows in business time on a calendar that opens on the first whole minute
+after the last of them has started (and their pages have settled), so every tier-1 clock starts at
+that same moment; the windows are 2, 3, 4 and 5 s by priority (P1..P4, a quarter of the incidents
+each): M deadlines within 4 s, reached through the ordinary escalation path. Once the server and
+the worker are idle again, each incident's history gives its lag from the deadline to the start of
+the first tier-2 notification activity (``ActivityTaskStarted``), and to the workflow task that
+acted on the deadline (the escalation decision).
 
 Bare: M ``BenchBareTimer`` workflows each run one activity at start (as tier 1 is paged), then sleep
 until a due time 2, 3, 4 or 5 s after a common moment, then run one activity; the lag is from the
-due time to that activity's start. Same server, worker and start settings.
+due time to that activity's start. Same server and worker settings, a server of its own. When M is
+small it is measured while the escalate incidents wait (idle) for their calendar to open.
 
+Also reported: how fast the burst was worked off (escalation notifications started per second from
+the first deadline to the last start), and the CPU the server and the worker used meanwhile.
 The start of the burst is planned from a warm-up that measures how fast this machine starts them.
 """
 
@@ -21,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
