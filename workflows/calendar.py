@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,6 +31,18 @@ from pydantic import (
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 HOURS_HINT = 'write opening hours like "09:00-17:00", or "09:00-12:30, 13:30-17:00" for a break'
+
+
+def known_zone(value: str) -> str:
+    """An IANA time zone name, or a ValueError saying what to write."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: write an IANA name such as Europe/London") from None
+    return value
+
+
+ZoneName = Annotated[str, AfterValidator(known_zone)]
 
 
 def _parse_ranges(value: Any) -> list[tuple[time, time]]:
@@ -83,18 +96,10 @@ class Calendar(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: str
+    timezone: ZoneName
     hours: Annotated[dict[str, list[tuple[time, time]]], BeforeValidator(_expand_days)]
     holidays: list[date] = []
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}: write an IANA name such as Europe/London") from None
-        return value
 
     @field_validator("hours", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from workflows.calendar import Calendar
+from workflows.calendar import Calendar, ZoneName
 from workflows.durations import Duration, format_duration
 
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
@@ -112,18 +112,10 @@ class Schedule(BaseModel):
 
     schedule: str
     description: str = ""
-    timezone: str
+    timezone: ZoneName
     layers: list[Rotation] = Field(min_length=1)
     overrides: list[Override] = Field(default_factory=list)
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}: write an IANA name such as Europe/London") from None
-        return value
 
     @model_validator(mode="before")
     @classmethod
