@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
+import importlib.machinery
+import sys
 from datetime import timedelta
+from types import CodeType
 from typing import Any
 
 from temporalio.client import Client
@@ -35,7 +39,55 @@ copy of each pydantic model (so a model made by one module is the same class to 
 faster workflow starts. The workflow module itself stays sandboxed."""
 
 
+SANDBOXED_MODULES = ("workflows.incident", "workflows.maintenance")
+"""The workflow modules, which the sandbox imports afresh for every workflow it runs."""
+
+
+class _SharedCodeLoader(importlib.machinery.SourceFileLoader):
+    def __init__(self, fullname: str, path: str, cache: dict[tuple[str, str], CodeType]) -> None:
+        super().__init__(fullname, path)
+        self._cache = cache
+
+    def get_code(self, fullname: str) -> CodeType:
+        key = (fullname, self.path)
+        code = self._cache.get(key)
+        if code is None:
+            code = self._cache[key] = super().get_code(fullname)
+        return code
+
+
+class _SharedCodeFinder(importlib.abc.MetaPathFinder):
+    """One compiled code object per workflow module, for every sandboxed import of it.
+
+    The sandbox still runs the module afresh for each workflow (its own globals, classes and
+    functions: the isolation, and the restrictions on what the workflow code may call, stay as
+    they are); only the immutable code is shared instead of being read again each time. That
+    saves about 140 KB per cached workflow (of about 340 KB: the bench's memory figure) and,
+    where there is no bytecode cache (``PYTHONDONTWRITEBYTECODE`` with a source checkout), the
+    7 ms compilation of ``workflows/incident.py`` per workflow. A worker runs the workflow code
+    it first loaded, as it does the pass-through modules: restart it to deploy a change."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = frozenset(names)
+        self.code: dict[tuple[str, str], CodeType] = {}
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.names:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader or not spec.origin:
+            return spec
+        spec.loader = _SharedCodeLoader(fullname, spec.origin, self.code)
+        return spec
+
+
+def _share_workflow_code() -> None:
+    if not any(isinstance(finder, _SharedCodeFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SharedCodeFinder(SANDBOXED_MODULES))
+
+
 def workflow_runner() -> SandboxedWorkflowRunner:
+    _share_workflow_code()
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES))
 
 

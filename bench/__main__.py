@@ -1,6 +1,6 @@
 """``python -m bench``: see :mod:`bench.cli`."""
 
-from bench.cli import main
+from bench.cli import run_and_exit
 
 if __name__ == "__main__":
-    main()
+    run_and_exit()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -117,8 +118,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
 
 
 def _load() -> list[float]:
-    import os
-
     try:
         return [round(value, 2) for value in os.getloadavg()]
     except OSError:  # pragma: no cover
@@ -271,7 +270,7 @@ async def _interruptible(work: Any) -> Any:
     return await task
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     options, args = parse_args(argv)
     machine = machine_info()
     machine["temporal_server"] = server_version()
@@ -303,8 +302,15 @@ def main(argv: list[str] | None = None) -> None:
         f"load average at start {machine['load_average_at_start']}, at the end {_load()}"
     )
     print(f"results: {args.json}")
+    if errors or (args.strict and not passed):
+        return 1
+    return 0
+
+
+def run_and_exit(argv: list[str] | None = None) -> None:
+    """``main``, then leave at once: the Temporal SDK's core can crash while the interpreter
+    finalises (temporalio/sdk-python#300), after everything is written."""
+    code = main(argv)
     sys.stdout.flush()
-    if errors:
-        raise SystemExit(1)
-    if args.strict and not passed:
-        raise SystemExit(1)
+    sys.stderr.flush()
+    os._exit(code)
