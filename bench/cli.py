@@ -86,10 +86,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
         help="a temporalio Worker option for both workers, e.g. max_cached_workflows=2000 (repeatable)",
     )
     parser.add_argument(
-        "--no-bytecode-cache", action="store_true",
-        help="keep PYTHONDONTWRITEBYTECODE for the worker (default: dropped, so its modules load from bytecode as when pip-installed)",
-    )
-    parser.add_argument(
         "--passthrough", action="append", default=[], metavar="MODULE",
         help="also pass MODULE through the escalate worker's workflow sandbox, e.g. workflows.incident (an experiment; repeatable)",
     )
@@ -111,7 +107,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespa
         cprofile_dir=args.cprofile,
         work_dir=args.work_dir,
         quiet=args.quiet,
-        bytecode_cache=not args.no_bytecode_cache,
         passthrough=tuple(args.passthrough),
     )
     return options, args

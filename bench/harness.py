@@ -149,7 +149,6 @@ class Options:
     cprofile_dir: Path | None = None
     work_dir: Path | None = None
     quiet: bool = False
-    bytecode_cache: bool = True
     passthrough: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
@@ -163,7 +162,6 @@ class Options:
             "worker_options": dict(self.worker_options) or "temporalio defaults",
             "extra_sandbox_passthrough": list(self.passthrough),
             "worker": "subprocess (python -m bench.workerproc), log level WARNING",
-            "worker_bytecode_cache": self.bytecode_cache or "as the environment says (PYTHONDONTWRITEBYTECODE kept)",
             "phases": list(self.phases),
         }
 
@@ -336,10 +334,6 @@ async def start_worker(
     log_path = log_dir / f"worker-{label}.log"
     log = log_path.open("ab")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    if options.bytecode_cache:
-        # As deployed (pip compiles bytecode at install; Python writes it by default): without
-        # it, the sandbox compiles workflows/incident.py from source for every workflow it loads.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
     process = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.DEVNULL, cwd=str(ROOT), env=env
     )
