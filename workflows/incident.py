@@ -155,6 +155,8 @@ class IncidentWorkflow:
         self.resolved_at: datetime | None = None
         self.resolution: str | None = None
         self.occurrences = 1
+        self.counted_requests: list[str] = []
+        """Ids of the triggers counted lately: a starter's retried request is counted once."""
         self.tried: list[str] = []
         self.timeline: list[TimelineEvent] = []
         self.paging_round = 0
@@ -362,6 +364,7 @@ class IncidentWorkflow:
             acknowledged_by=self.acknowledged_by,
             acknowledged_at=self.acknowledged_at,
             occurrences=self.occurrences,
+            counted_requests=self.counted_requests,
             tried=self.tried,
             timeline=fold_timeline(self.timeline),
             notification_count=self.notification_count,
@@ -390,6 +393,7 @@ class IncidentWorkflow:
         self.status_before_wait = carried.status_before_wait
         self.acknowledged_by, self.acknowledged_at = carried.acknowledged_by, carried.acknowledged_at
         self.occurrences = carried.occurrences
+        self.counted_requests = list(carried.counted_requests)
         self.tried = list(carried.tried)
         self.timeline = list(carried.timeline)
         self.notification_count = carried.notification_count
@@ -604,7 +608,8 @@ class IncidentWorkflow:
             await workflow.wait_condition(lambda: self.opened or self.state == "resolved")
             return TriggerResult(created=True, status=self._status())
         self._refuse_if_resolved("triggered again")
-        self._count_occurrences(request, 1)
+        if self._first_time(request.request_id):
+            self._count_occurrences(request, 1)
         return TriggerResult(created=False, status=self._status(since=mark))
 
     @workflow.signal
@@ -613,8 +618,18 @@ class IncidentWorkflow:
         (a signal has no in-flight limit, and the starter batches the triggers it holds)."""
         if batch.request.request_id and batch.request.request_id == self.request.request_id:
             return  # the trigger that opened it, sent again by its starter: already counted
+        if batch.count == 1 and not self._first_time(batch.request.request_id):
+            return  # its update got through after all (the starter's attempt was retried)
         if self.state != "resolved":
             self._count_occurrences(batch.request, batch.count)
+
+    def _first_time(self, request_id: str | None) -> bool:
+        if not request_id:
+            return True
+        if request_id in self.counted_requests:
+            return False
+        self.counted_requests = [*self.counted_requests[-999:], request_id]
+        return True
 
     def _count_occurrences(self, request: IncidentRequest, count: int) -> None:
         """Count repeats; a burst of them within a minute shares one timeline entry."""

@@ -368,6 +368,7 @@ class CarriedState(_Model):
     ack_clock: AckClock | None = None
     tier_people_now: list[str] = Field(default_factory=list)
     skipped_in_a_row: int = 0
+    counted_requests: list[str] = Field(default_factory=list)
 
 
 IncidentRequest.model_rebuild()
