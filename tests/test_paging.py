@@ -278,21 +278,17 @@ TIERED = policy(
 
 
 async def test_tier_windows_override_the_priority_window_and_drop_reminders_that_do_not_fit(
-    time_env: WorkflowEnvironment, tmp_path: Path
+    time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
 ) -> None:
-    receiver = Receiver().start()
-    try:
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, TIERED))
-        async with running(time_env, settings) as escalations:
-            key, trigger = await open_incident(escalations, "tiered", "tier-window-p1")
-            opened = await escalations.status(key)
-            assert (opened.next_escalation_at, opened.next_reminder_at) == (trigger + 5 * MINUTE, None)
+    settings = make_settings(policy_dir=write_policies(tmp_path, receiver, TIERED))
+    async with running(time_env, settings) as escalations:
+        key, trigger = await open_incident(escalations, "tiered", "tier-window-p1")
+        opened = await escalations.status(key)
+        assert (opened.next_escalation_at, opened.next_reminder_at) == (trigger + 5 * MINUTE, None)
 
-            await time_env.sleep(29 * MINUTE)
-            status = await settled(escalations, key, lambda s: bool(of(s, "notified", "mia")))
-            await save_history(time_env.client, key, "paging_tier_windows_p1")
-    finally:
-        receiver.stop()
+        await time_env.sleep(29 * MINUTE)
+        status = await settled(escalations, key, lambda s: bool(of(s, "notified", "mia")))
+        await save_history(time_env.client, key, "paging_tier_windows_p1")
 
     shown = story(status)
     # Primary: 5m (its P1 window); Secondary: 8m (flat); Lead: the policy's 15m, whose reminder fits.
@@ -316,21 +312,17 @@ async def test_tier_windows_override_the_priority_window_and_drop_reminders_that
 
 
 async def test_a_per_priority_tier_window_leaves_the_other_priorities_alone(
-    time_env: WorkflowEnvironment, tmp_path: Path
+    time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
 ) -> None:
-    receiver = Receiver().start()
-    try:
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, TIERED))
-        async with running(time_env, settings) as escalations:
-            key, trigger = await open_incident(escalations, "tiered", "tier-window-p2", priority="P2")
-            opened = await escalations.status(key)
-            assert (opened.next_escalation_at, opened.next_reminder_at) == (trigger + 30 * MINUTE, trigger + 26 * MINUTE)
+    settings = make_settings(policy_dir=write_policies(tmp_path, receiver, TIERED))
+    async with running(time_env, settings) as escalations:
+        key, trigger = await open_incident(escalations, "tiered", "tier-window-p2", priority="P2")
+        opened = await escalations.status(key)
+        assert (opened.next_escalation_at, opened.next_reminder_at) == (trigger + 30 * MINUTE, trigger + 26 * MINUTE)
 
-            await time_env.sleep(39 * MINUTE)
-            status = await settled(escalations, key, lambda s: bool(of(s, "notified", "cat")))
-            await save_history(time_env.client, key, "paging_tier_windows_p2")
-    finally:
-        receiver.stop()
+        await time_env.sleep(39 * MINUTE)
+        status = await settled(escalations, key, lambda s: bool(of(s, "notified", "cat")))
+        await save_history(time_env.client, key, "paging_tier_windows_p2")
 
     shown = story(status)
     # Primary has no P2 window of its own (30m, reminder at 26m); Secondary's flat 8m keeps P2's
@@ -351,7 +343,7 @@ async def test_a_per_priority_tier_window_leaves_the_other_priorities_alone(
 
 
 async def test_repeat_forever_from_a_chosen_tier_pages_until_the_resolution_sla_then_stops(
-    time_env: WorkflowEnvironment, tmp_path: Path
+    time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
 ) -> None:
     written = policy(
         "forever",
@@ -360,24 +352,20 @@ async def test_repeat_forever_from_a_chosen_tier_pages_until_the_resolution_sla_
         repeat="forever",
         repeat_from="Secondary",
     )
-    receiver = Receiver().start()
-    try:
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, written))
-        async with running(time_env, settings) as escalations:
-            key, trigger = await open_incident(escalations, "forever", "forever-sla")
-            await time_env.sleep(74 * MINUTE)
-            before = await settled(escalations, key)
-            assert not before.sla_breached and not before.exhausted
+    settings = make_settings(policy_dir=write_policies(tmp_path, receiver, written))
+    async with running(time_env, settings) as escalations:
+        key, trigger = await open_incident(escalations, "forever", "forever-sla")
+        await time_env.sleep(74 * MINUTE)
+        before = await settled(escalations, key)
+        assert not before.sla_breached and not before.exhausted
 
-            await time_env.sleep(26 * MINUTE)  # SLA at 75m; the round under way ends at 90m
-            status = await settled(escalations, key, lambda s: len(of(s, "notified", "mia")) == 2)
-            ended_with = len(status.timeline)
-            await time_env.sleep(2 * timedelta(hours=1))
-            later = await settled(escalations, key)
-            acked = await escalations.acknowledge(key, by="cat", note="on it at last")
-            await save_history(time_env.client, key, "paging_repeat_forever_until_sla")
-    finally:
-        receiver.stop()
+        await time_env.sleep(26 * MINUTE)  # SLA at 75m; the round under way ends at 90m
+        status = await settled(escalations, key, lambda s: len(of(s, "notified", "mia")) == 2)
+        ended_with = len(status.timeline)
+        await time_env.sleep(2 * timedelta(hours=1))
+        later = await settled(escalations, key)
+        acked = await escalations.acknowledge(key, by="cat", note="on it at last")
+        await save_history(time_env.client, key, "paging_repeat_forever_until_sla")
 
     shown = story(status)
     # Round 1 is tiers 1-3; every later round starts at Secondary (tier 2), 10 minutes a tier.
@@ -409,27 +397,23 @@ async def test_repeat_forever_from_a_chosen_tier_pages_until_the_resolution_sla_
     assert acked.status == "acknowledged", "an exhausted incident stays open to an ack"
 
 
-async def test_repeat_forever_without_an_sla_keeps_paging_across_runs(time_env: WorkflowEnvironment, tmp_path: Path) -> None:
+async def test_repeat_forever_without_an_sla_keeps_paging_across_runs(time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver) -> None:
     written = policy(
         "endless",
         windows={"P2": {"ack_within": "1m"}},
         tiers=[tier("Primary", "ana"), tier("Secondary", "ben")],
         repeat="forever",
     )
-    receiver = Receiver().start()
-    try:
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, written))
-        async with running(time_env, settings) as escalations:
-            key, trigger = await open_incident(escalations, "endless", "forever-runs", priority="P2", history_limit=150)
-            handle = time_env.client.get_workflow_handle(workflow_id(key))
-            first_run = (await handle.describe()).run_id
-            await time_env.sleep(20 * MINUTE + 30 * SECOND)
-            status = await settled(escalations, key, lambda s: len(of(s, "escalated")) >= 20)
-            latest_run = (await handle.describe()).run_id
-            final = await resolve_and_close(time_env, escalations, key, by="ben", resolution="cleared the queue")
-            await save_history(time_env.client, key, "paging_repeat_forever_across_runs")
-    finally:
-        receiver.stop()
+    settings = make_settings(policy_dir=write_policies(tmp_path, receiver, written))
+    async with running(time_env, settings) as escalations:
+        key, trigger = await open_incident(escalations, "endless", "forever-runs", priority="P2", history_limit=150)
+        handle = time_env.client.get_workflow_handle(workflow_id(key))
+        first_run = (await handle.describe()).run_id
+        await time_env.sleep(20 * MINUTE + 30 * SECOND)
+        status = await settled(escalations, key, lambda s: len(of(s, "escalated")) >= 20)
+        latest_run = (await handle.describe()).run_id
+        final = await resolve_and_close(time_env, escalations, key, by="ben", resolution="cleared the queue")
+        await save_history(time_env.client, key, "paging_repeat_forever_across_runs")
 
     assert latest_run != first_run, "a long incident continues as a new run"
     assert steps(status) == [(2 - k % 2, trigger + (k + 1) * MINUTE) for k in range(20)], story(status)
@@ -444,7 +428,7 @@ async def test_repeat_forever_without_an_sla_keeps_paging_across_runs(time_env: 
 
 
 @pytest.mark.parametrize("on_exhausted", ["notify_manager", "resolve", "keep_open"])
-async def test_on_exhausted(time_env: WorkflowEnvironment, tmp_path: Path, on_exhausted: str) -> None:
+async def test_on_exhausted(time_env: WorkflowEnvironment, tmp_path: Path, on_exhausted: str, receiver: Receiver) -> None:
     written = policy(
         "exhaust",
         windows={"P1": {"ack_within": "5m", "remind_before": "2m"}},
@@ -452,29 +436,25 @@ async def test_on_exhausted(time_env: WorkflowEnvironment, tmp_path: Path, on_ex
         # notify_manager is the default: written without on_exhausted, as every policy of before
         **({} if on_exhausted == "notify_manager" else {"on_exhausted": on_exhausted}),
     )
-    receiver = Receiver().start()
-    try:
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, written))
-        async with running(time_env, settings) as escalations:
-            key, trigger = await open_incident(escalations, "exhaust", f"exhausted-{on_exhausted}")
-            await time_env.sleep(11 * MINUTE)
-            status = await settled(escalations, key, lambda s: bool(of(s, "exhausted")))
-            handle = time_env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
-            if on_exhausted == "resolve":
-                for _ in range(30):  # its last notices go out, then it closes by itself
-                    if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-                        break
-                    await time_env.sleep(5 * SECOND)
-                final = await handle.result()
-                with pytest.raises(IncidentRejected, match="already resolved"):
-                    await escalations.acknowledge(key, by="ben")
-            else:
-                await time_env.sleep(timedelta(hours=1))
-                final = await escalations.acknowledge(key, by="ben", note="found it")
-            await save_history(time_env.client, key, f"paging_on_exhausted_{on_exhausted}")
-            status = await escalations.status(key)
-    finally:
-        receiver.stop()
+    settings = make_settings(policy_dir=write_policies(tmp_path, receiver, written))
+    async with running(time_env, settings) as escalations:
+        key, trigger = await open_incident(escalations, "exhaust", f"exhausted-{on_exhausted}")
+        await time_env.sleep(11 * MINUTE)
+        status = await settled(escalations, key, lambda s: bool(of(s, "exhausted")))
+        handle = time_env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
+        if on_exhausted == "resolve":
+            for _ in range(30):  # its last notices go out, then it closes by itself
+                if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                    break
+                await time_env.sleep(5 * SECOND)
+            final = await handle.result()
+            with pytest.raises(IncidentRejected, match="already resolved"):
+                await escalations.acknowledge(key, by="ben")
+        else:
+            await time_env.sleep(timedelta(hours=1))
+            final = await escalations.acknowledge(key, by="ben", note="found it")
+        await save_history(time_env.client, key, f"paging_on_exhausted_{on_exhausted}")
+        status = await escalations.status(key)
 
     shown = story(status)
     [exhausted] = of(status, "exhausted")
@@ -520,48 +500,44 @@ LADDER_TIERS = "1 L1 desk, 2 L2 engineers, 3 L3 head, 4 L4 director"
 
 
 async def test_escalate_to_a_named_tier_pages_it_at_once_and_its_window_starts_then(
-    time_env: WorkflowEnvironment, tmp_path: Path
+    time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
 ) -> None:
-    receiver = Receiver().start()
-    try:
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, LADDER))
-        async with running(time_env, settings) as escalations:
-            key, trigger = await open_incident(escalations, "ladder", "escalate-to")
-            await time_env.sleep(2 * MINUTE)
+    settings = make_settings(policy_dir=write_policies(tmp_path, receiver, LADDER))
+    async with running(time_env, settings) as escalations:
+        key, trigger = await open_incident(escalations, "ladder", "escalate-to")
+        await time_env.sleep(2 * MINUTE)
 
-            jumped = await escalations.escalate(key, by="ana", reason="the customer asks for the head", to="l3 HEAD")
-            [manual] = of(jumped, "escalated")
-            at = manual.at
-            assert (jumped.status, jumped.tier, jumped.tier_name, jumped.owners) == ("triggered", 3, "L3 head", ["cat"])
-            assert (manual.who, manual.tier) == ("ana", 3)
-            assert manual.detail == "manual escalation from tier 1 to tier 3 (L3 head): the customer asks for the head"
-            assert (jumped.next_escalation_at, jumped.next_reminder_at) == (at + 10 * MINUTE, at + 7 * MINUTE)
-            paged = await settled(escalations, key, lambda s: bool(of(s, "notified", "cat")))
-            assert got(receiver, key) == [("ana", "page", 1), ("cat", "escalated", 3)], "tier 3 is paged at once, tier 2 never"
+        jumped = await escalations.escalate(key, by="ana", reason="the customer asks for the head", to="l3 HEAD")
+        [manual] = of(jumped, "escalated")
+        at = manual.at
+        assert (jumped.status, jumped.tier, jumped.tier_name, jumped.owners) == ("triggered", 3, "L3 head", ["cat"])
+        assert (manual.who, manual.tier) == ("ana", 3)
+        assert manual.detail == "manual escalation from tier 1 to tier 3 (L3 head): the customer asks for the head"
+        assert (jumped.next_escalation_at, jumped.next_reminder_at) == (at + 10 * MINUTE, at + 7 * MINUTE)
+        paged = await settled(escalations, key, lambda s: bool(of(s, "notified", "cat")))
+        assert got(receiver, key) == [("ana", "page", 1), ("cat", "escalated", 3)], "tier 3 is paged at once, tier 2 never"
 
-            for wanted, says in [
-                ("L9", f"there is no tier 'L9' in policy ladder: the tiers are {LADDER_TIERS}"),
-                ("5", f"there is no tier '5' in policy ladder: the tiers are {LADDER_TIERS}"),
-                ("3", f"incident {key} is already at tier 3 (L3 head)"),
-                ("L3 head", f"incident {key} is already at tier 3 (L3 head)"),
-            ]:
-                with pytest.raises(IncidentRejected) as refused:
-                    await escalations.escalate(key, by="ana", reason="typo", to=wanted)
-                assert str(refused.value) == says
-            unchanged = await escalations.status(key)
-            assert (unchanged.tier, len(unchanged.timeline)) == (3, len(paged.timeline)), "a refused escalation changes nothing"
+        for wanted, says in [
+            ("L9", f"there is no tier 'L9' in policy ladder: the tiers are {LADDER_TIERS}"),
+            ("5", f"there is no tier '5' in policy ladder: the tiers are {LADDER_TIERS}"),
+            ("3", f"incident {key} is already at tier 3 (L3 head)"),
+            ("L3 head", f"incident {key} is already at tier 3 (L3 head)"),
+        ]:
+            with pytest.raises(IncidentRejected) as refused:
+                await escalations.escalate(key, by="ana", reason="typo", to=wanted)
+            assert str(refused.value) == says
+        unchanged = await escalations.status(key)
+        assert (unchanged.tier, len(unchanged.timeline)) == (3, len(paged.timeline)), "a refused escalation changes nothing"
 
-            # From an acknowledged incident: it is triggered again at the chosen tier.
-            await escalations.acknowledge(key, by="cat")
-            again = await escalations.escalate(key, by="cat", reason="needs budget", to="4")
-            assert (again.status, again.tier, again.acknowledged_by, again.owners) == ("triggered", 4, None, ["dan"])
-            second_at = of(again, "escalated")[0].at
+        # From an acknowledged incident: it is triggered again at the chosen tier.
+        await escalations.acknowledge(key, by="cat")
+        again = await escalations.escalate(key, by="cat", reason="needs budget", to="4")
+        assert (again.status, again.tier, again.acknowledged_by, again.owners) == ("triggered", 4, None, ["dan"])
+        second_at = of(again, "escalated")[0].at
 
-            await time_env.sleep(11 * MINUTE)
-            status = await settled(escalations, key, lambda s: bool(of(s, "exhausted")))
-            await save_history(time_env.client, key, "paging_escalate_to_tier")
-    finally:
-        receiver.stop()
+        await time_env.sleep(11 * MINUTE)
+        status = await settled(escalations, key, lambda s: bool(of(s, "exhausted")))
+        await save_history(time_env.client, key, "paging_escalate_to_tier")
 
     shown = story(status)
     [exhausted] = of(status, "exhausted")
@@ -600,46 +576,42 @@ async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 
 @pytest.mark.skipif(not ESCALATE.exists(), reason="needs the escalate console script")
-async def test_cli_up_to_a_tier_and_a_bad_tier_is_a_clear_rejection(time_env: WorkflowEnvironment, tmp_path: Path) -> None:
-    receiver = Receiver().start()
-    try:
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, LADDER))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-        env.update(
-            TEMPORAL_ADDRESS=time_env.client.service_client.config.target_host,
-            TEMPORAL_NAMESPACE=time_env.client.namespace,
-            TEMPORAL_CONFIG_FILE=str(tmp_path / "no-temporal-profile.toml"),
-            ESCALATE_POLICY_DIR=str(settings.policy_dir),
-            ESCALATE_DATA_DIR=str(tmp_path / "data"),
-            ESCALATE_TASK_QUEUE=settings.task_queue,
-            PYTHONUNBUFFERED="1",
-            NO_PROXY="127.0.0.1,localhost",
-            no_proxy="127.0.0.1,localhost",
+async def test_cli_up_to_a_tier_and_a_bad_tier_is_a_clear_rejection(time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver) -> None:
+    settings = make_settings(policy_dir=write_policies(tmp_path, receiver, LADDER))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
+    env.update(
+        TEMPORAL_ADDRESS=time_env.client.service_client.config.target_host,
+        TEMPORAL_NAMESPACE=time_env.client.namespace,
+        TEMPORAL_CONFIG_FILE=str(tmp_path / "no-temporal-profile.toml"),
+        ESCALATE_POLICY_DIR=str(settings.policy_dir),
+        ESCALATE_DATA_DIR=str(tmp_path / "data"),
+        ESCALATE_TASK_QUEUE=settings.task_queue,
+        PYTHONUNBUFFERED="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    async with running(time_env, settings) as escalations:
+        # Opened by the CLI too: it starts incidents on ESCALATE_TASK_QUEUE, where the worker is.
+        key = unique_key("cli-up-to")
+        code, out, err = await run_cli(
+            "start", "--policy", "ladder", "--key", key, "--priority", "P1", "--summary", "Checkout failing", env=env
         )
-        async with running(time_env, settings) as escalations:
-            # Opened by the CLI too: it starts incidents on ESCALATE_TASK_QUEUE, where the worker is.
-            key = unique_key("cli-up-to")
-            code, out, err = await run_cli(
-                "start", "--policy", "ladder", "--key", key, "--priority", "P1", "--summary", "Checkout failing", env=env
-            )
-            assert code == 0, err
-            assert f"{key}  [P1] ladder: Checkout failing" in out and "(L1 desk)" in out
-            escalations.opened.add(key)
+        assert code == 0, err
+        assert f"{key}  [P1] ladder: Checkout failing" in out and "(L1 desk)" in out
+        escalations.opened.add(key)
 
-            code, out, err = await run_cli("up", key, "--by", "ana", "--reason", "VIP customer", "--to", "L4 director", env=env)
-            assert code == 0, err
-            assert out.splitlines()[0] == f"escalated {key} to tier 4 (L4 director)"
-            assert "tier      4 of 4 (L4 director)" in out
+        code, out, err = await run_cli("up", key, "--by", "ana", "--reason", "VIP customer", "--to", "L4 director", env=env)
+        assert code == 0, err
+        assert out.splitlines()[0] == f"escalated {key} to tier 4 (L4 director)"
+        assert "tier      4 of 4 (L4 director)" in out
 
-            code, out, err = await run_cli("up", key, "--by", "ana", "--reason", "typo", "--to", "L5", env=env)
-            assert code == 1, out
-            assert err.splitlines()[0] == f"escalate: there is no tier 'L5' in policy ladder: the tiers are {LADDER_TIERS}"
-            assert out == ""
+        code, out, err = await run_cli("up", key, "--by", "ana", "--reason", "typo", "--to", "L5", env=env)
+        assert code == 1, out
+        assert err.splitlines()[0] == f"escalate: there is no tier 'L5' in policy ladder: the tiers are {LADDER_TIERS}"
+        assert out == ""
 
-            status = await settled(escalations, key, lambda s: bool(of(s, "notified", "dan")))
-            await save_history(time_env.client, key, "paging_cli_up_to")
-    finally:
-        receiver.stop()
+        status = await settled(escalations, key, lambda s: bool(of(s, "notified", "dan")))
+        await save_history(time_env.client, key, "paging_cli_up_to")
     assert (status.tier, status.owners) == (4, ["dan"])
     assert [(e.who, e.tier) for e in of(status, "escalated")] == [("ana", 4)]
     assert got(receiver, key) == [("ana", "page", 1), ("dan", "escalated", 4)]
@@ -658,46 +630,42 @@ ACK_TIMEOUT = policy(
 
 
 async def test_an_acknowledgement_runs_out_the_acker_is_reminded_first_and_a_new_ack_renews_it(
-    time_env: WorkflowEnvironment, tmp_path: Path
+    time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
 ) -> None:
-    receiver = Receiver().start()
-    try:
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, ACK_TIMEOUT))
-        async with running(time_env, settings) as escalations:
-            key, trigger = await open_incident(escalations, "acktimeout", "ack-timeout")
-            await time_env.sleep(11 * MINUTE)
-            await settled(escalations, key, lambda s: bool(of(s, "notified", "ben")))
+    settings = make_settings(policy_dir=write_policies(tmp_path, receiver, ACK_TIMEOUT))
+    async with running(time_env, settings) as escalations:
+        key, trigger = await open_incident(escalations, "acktimeout", "ack-timeout")
+        await time_env.sleep(11 * MINUTE)
+        await settled(escalations, key, lambda s: bool(of(s, "notified", "ben")))
 
-            acked = await escalations.acknowledge(key, by="ben", note="checking the gateway")
-            first = of(acked, "acknowledged")[0].at
-            assert acked.ack_expires_at == first + 20 * MINUTE
+        acked = await escalations.acknowledge(key, by="ben", note="checking the gateway")
+        first = of(acked, "acknowledged")[0].at
+        assert acked.ack_expires_at == first + 20 * MINUTE
 
-            await time_env.sleep(17 * MINUTE + 30 * SECOND)
-            reminded = await settled(escalations, key, lambda s: bool(of(s, "reminded", "ben")))
-            [reminder] = of(reminded, "reminded", "ben")
-            assert (reminder.tier, reminder.due_at, reminded.status) == (2, first + 17 * MINUTE, "acknowledged")
-            assert "resolve it, or acknowledge again to keep it" in reminder.detail
-            [ack_reminder] = bodies(receiver, key, "ben", "ack_reminder")
-            assert "Your acknowledgement runs out soon" in ack_reminder["text"]
+        await time_env.sleep(17 * MINUTE + 30 * SECOND)
+        reminded = await settled(escalations, key, lambda s: bool(of(s, "reminded", "ben")))
+        [reminder] = of(reminded, "reminded", "ben")
+        assert (reminder.tier, reminder.due_at, reminded.status) == (2, first + 17 * MINUTE, "acknowledged")
+        assert "resolve it, or acknowledge again to keep it" in reminder.detail
+        [ack_reminder] = bodies(receiver, key, "ben", "ack_reminder")
+        assert "Your acknowledgement runs out soon" in ack_reminder["text"]
 
-            with pytest.raises(IncidentRejected, match="already acknowledged by ben"):
-                await escalations.acknowledge(key, by="ana")
-            renewed = await escalations.acknowledge(key, by="ben")
-            second = of(renewed, "acknowledged")[0]
-            assert renewed.ack_expires_at == second.at + 20 * MINUTE
-            assert second.detail.startswith("acknowledged again until ")
+        with pytest.raises(IncidentRejected, match="already acknowledged by ben"):
+            await escalations.acknowledge(key, by="ana")
+        renewed = await escalations.acknowledge(key, by="ben")
+        second = of(renewed, "acknowledged")[0]
+        assert renewed.ack_expires_at == second.at + 20 * MINUTE
+        assert second.detail.startswith("acknowledged again until ")
 
-            await time_env.sleep(5 * MINUTE)  # past the first acknowledgement's end
-            kept = await settled(escalations, key)
-            assert (kept.status, of(kept, "ack_expired")) == ("acknowledged", []), story(kept)
+        await time_env.sleep(5 * MINUTE)  # past the first acknowledgement's end
+        kept = await settled(escalations, key)
+        assert (kept.status, of(kept, "ack_expired")) == ("acknowledged", []), story(kept)
 
-            await time_env.sleep(16 * MINUTE)  # past the renewed one's end
-            expired = await settled(escalations, key, lambda s: len(bodies(receiver, key, "ben", "page")) == 1)
-            await time_env.sleep(10 * MINUTE)  # the tier's window starts again and runs out
-            status = await settled(escalations, key, lambda s: bool(of(s, "exhausted")))
-            await save_history(time_env.client, key, "paging_ack_timeout_renewed_then_expired")
-    finally:
-        receiver.stop()
+        await time_env.sleep(16 * MINUTE)  # past the renewed one's end
+        expired = await settled(escalations, key, lambda s: len(bodies(receiver, key, "ben", "page")) == 1)
+        await time_env.sleep(10 * MINUTE)  # the tier's window starts again and runs out
+        status = await settled(escalations, key, lambda s: bool(of(s, "exhausted")))
+        await save_history(time_env.client, key, "paging_ack_timeout_renewed_then_expired")
 
     shown = story(status)
     expiry = second.at + 20 * MINUTE
@@ -727,30 +695,26 @@ async def test_an_acknowledgement_runs_out_the_acker_is_reminded_first_and_a_new
 
 
 async def test_a_resolve_before_the_acknowledgement_runs_out_stops_it_and_a_priority_without_timeout_never_runs_out(
-    time_env: WorkflowEnvironment, tmp_path: Path
+    time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
 ) -> None:
-    receiver = Receiver().start()
-    try:
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, ACK_TIMEOUT))
-        async with running(time_env, settings) as escalations:
-            key, _ = await open_incident(escalations, "acktimeout", "ack-resolved")
-            calm, _ = await open_incident(escalations, "acktimeout", "ack-no-timeout", priority="P2")
-            acked = await escalations.acknowledge(key, by="ana")
-            at = of(acked, "acknowledged")[0].at
-            calm_acked = await escalations.acknowledge(calm, by="ana")
-            assert calm_acked.ack_expires_at is None
+    settings = make_settings(policy_dir=write_policies(tmp_path, receiver, ACK_TIMEOUT))
+    async with running(time_env, settings) as escalations:
+        key, _ = await open_incident(escalations, "acktimeout", "ack-resolved")
+        calm, _ = await open_incident(escalations, "acktimeout", "ack-no-timeout", priority="P2")
+        acked = await escalations.acknowledge(key, by="ana")
+        at = of(acked, "acknowledged")[0].at
+        calm_acked = await escalations.acknowledge(calm, by="ana")
+        assert calm_acked.ack_expires_at is None
 
-            await time_env.sleep(18 * MINUTE)  # reminded at 17m; it would run out at 20m
-            await settled(escalations, key, lambda s: bool(of(s, "reminded", "ana")))
-            final = await resolve_and_close(time_env, escalations, key, by="ana", resolution="gateway restarted")
-            await save_history(time_env.client, key, "paging_ack_timeout_resolved_in_time")
+        await time_env.sleep(18 * MINUTE)  # reminded at 17m; it would run out at 20m
+        await settled(escalations, key, lambda s: bool(of(s, "reminded", "ana")))
+        final = await resolve_and_close(time_env, escalations, key, by="ana", resolution="gateway restarted")
+        await save_history(time_env.client, key, "paging_ack_timeout_resolved_in_time")
 
-            await time_env.sleep(2 * timedelta(hours=1))
-            still = await settled(escalations, calm)
-            calm_final = await resolve_and_close(time_env, escalations, calm, by="ana", resolution="cache warmed")
-            await save_history(time_env.client, calm, "paging_no_ack_timeout")
-    finally:
-        receiver.stop()
+        await time_env.sleep(2 * timedelta(hours=1))
+        still = await settled(escalations, calm)
+        calm_final = await resolve_and_close(time_env, escalations, calm, by="ana", resolution="cache warmed")
+        await save_history(time_env.client, calm, "paging_no_ack_timeout")
 
     assert final.status == "resolved"
     assert of(final, "ack_expired") == []
