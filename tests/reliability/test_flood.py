@@ -42,8 +42,8 @@ from escalate.devserver import DevServerError, find_binary
 from escalate.settings import Settings
 from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations
-from starter.web import serve
 from tests.conftest import TEST_POLICIES, make_settings
+from tests.test_api import served
 from worker import create_worker
 from workflows.model import IncidentStatus, TimelineEvent, workflow_id
 
@@ -213,33 +213,6 @@ async def test_500_parallel_triggers_through_one_starter_are_one_incident_and_a_
 
 
 # ── b. the HTTP API ──────────────────────────────────────────────────────────────────────────
-
-
-@asynccontextmanager
-async def served(settings: Settings, escalations: Escalations) -> AsyncIterator[str]:
-    """The HTTP API under uvicorn (``starter.web.serve``) on a free loopback port."""
-    port = free_port()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop, escalations))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, trust_env=False) as probe:
-            for _ in range(300):
-                if task.done():
-                    await task
-                    pytest.fail("the API stopped while starting")
-                try:
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail(f"uvicorn did not answer on {base} within 15s")
-        yield base
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_500_parallel_creates_through_the_http_api_give_one_201_and_499_200s(
