@@ -277,6 +277,10 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
         detail = str(err.detail) if err.status_code != 404 else "no such route: see /docs for the API"
         return problem_response(err.status_code, "Error", detail)
 
+    def bad_input(err: Exception, field: str) -> Problem:
+        """A refusal about one field of what was sent: 422, naming the field."""
+        return Problem(422, "Invalid request", f"{field}: {err}", errors=[{"field": field, "message": str(err)}])
+
     def translate(err: Exception, key: str = "") -> Problem:
         if isinstance(err, IncidentNotFound):
             return Problem(404, "No such incident", str(err))
@@ -315,8 +319,7 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
         try:
             result = await (await temporal()).start_incident(incident)
         except IncidentRejected as err:
-            field = err.field or "request"
-            raise Problem(422, "Invalid request", f"{field}: {err}", errors=[{"field": field, "message": str(err)}]) from None
+            raise bad_input(err, err.field or "request") from None
         except (IncidentNotFound, InvalidRequest, TemporalUnavailable) as err:
             raise translate(err) from None
         response.headers["Location"] = f"/v1/incidents/{incident.key}"
@@ -510,7 +513,7 @@ def create_app(settings: Settings, escalations: Escalations | None = None) -> Fa
             return await (await temporal()).start_maintenance(policy, duration=body.duration, by=body.by, reason=body.reason)
         except IncidentRejected as err:
             if err.field:  # the policy or the length asked for: bad input, not a conflict
-                raise Problem(422, "Invalid request", f"{err.field}: {err}", errors=[{"field": err.field, "message": str(err)}]) from None
+                raise bad_input(err, err.field) from None
             raise translate(err, policy) from None
         except (IncidentNotFound, InvalidRequest, TemporalUnavailable) as err:
             raise translate(err, policy) from None
