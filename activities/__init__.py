@@ -24,7 +24,7 @@ from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy
 from escalate.links import link_url, make_token
 from escalate.logs import get_logger
 from escalate.settings import Settings
-from workflows.metrics import NOTIFICATIONS
+from workflows.metrics import NOTIFICATIONS, NOTIFICATIONS_HELP
 from workflows.model import (
     LOAD_POLICY_ACTIVITY,
     LOG_CHANNEL,
@@ -37,7 +37,7 @@ from workflows.model import (
     PolicyRef,
     maintenance_id,
 )
-from workflows.policy import PolicySnapshot
+from workflows.policy import CHANNELS, PolicySnapshot
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
@@ -73,8 +73,13 @@ _HOW_TO_CONFIGURE = {
 }
 
 
+def not_configured(channel: str) -> str:
+    how = _HOW_TO_CONFIGURE.get(channel, "not supported by this version")
+    return f"no {channel} channel on this worker ({how})"
+
+
 def _count(channel: str, outcome: str) -> None:
-    activity.metric_meter().create_counter(NOTIFICATIONS, "Notification attempts, by channel and outcome").add(
+    activity.metric_meter().create_counter(NOTIFICATIONS, NOTIFICATIONS_HELP).add(
         1, {"channel": channel, "outcome": outcome}
     )
 
@@ -86,6 +91,7 @@ class EscalationActivities:
         self.client = client
         self.store = PolicyStore(settings.policy_dir)
         self.channels = build_channels(settings)
+        self.channels_off = {name: not_configured(name) for name in CHANNELS if name not in self.channels}
         self.templates = Templates(settings.template_dir)
         self.link_secret = settings.link_secret.get_secret_value() if settings.link_secret else None
         self.api_url = settings.api_url
@@ -97,22 +103,22 @@ class EscalationActivities:
     @activity.defn(name=LOAD_POLICY_ACTIVITY)
     async def load_policy(self, ref: PolicyRef) -> PolicySnapshot:
         try:
-            return await asyncio.to_thread(self.store.load, ref.name)
+            snapshot = await asyncio.to_thread(self.store.load, ref.name)
         except UnknownPolicy as err:
             raise ApplicationError(str(err), type="UnknownPolicy", non_retryable=True) from None
         except PolicyError as err:
             raise ApplicationError(
                 f"policy {ref.name!r} does not load: {err}", type="InvalidPolicy", non_retryable=True
             ) from None
+        return snapshot.model_copy(update={"channels_off": dict(self.channels_off)})
 
     @activity.defn(name=NOTIFY_ACTIVITY)
     async def notify(self, note: Notification) -> Delivery:
         log = get_logger(incident=note.incident_key, tier=note.tier, who=note.person, channel=note.channel)
         channel = self.channels.get(note.channel)
         if channel is None:
-            how = _HOW_TO_CONFIGURE.get(note.channel, "not supported by this version")
             _count(note.channel, "not_configured")
-            return Delivery(channel=note.channel, outcome="not_configured", detail=f"no {note.channel} channel on this worker ({how})")
+            return Delivery(channel=note.channel, outcome="not_configured", detail=not_configured(note.channel))
         try:
             message = self.templates.render(note, **self.links_for(note))
         except TemplateProblem as err:

@@ -424,12 +424,18 @@ class CheckReport:
         return not self.problems
 
 
+def _file_stamp(path: Path) -> tuple[int, int, int]:
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size, status.st_ino
+
+
 class PolicyStore:
     """The policy folder: ``*.yaml`` policies beside one ``directory.yaml``."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._documents: dict[str, _Document] = {}
+        self._snapshots: dict[str, tuple[tuple[tuple[str, int, int, int], ...], PolicySnapshot]] = {}
         self.loaded_schedules: dict[str, Schedule] = {}
         self.broken_schedules: set[str] = set()
 
@@ -551,7 +557,32 @@ class PolicyStore:
         return problems
 
     def load(self, name: str) -> PolicySnapshot:
-        """The snapshot of one policy; UnknownPolicy or PolicyError when it cannot be had."""
+        """The snapshot of one policy; UnknownPolicy or PolicyError when it cannot be had. Every
+        incident opens with a load: the snapshot is read and checked again only when a file of
+        the folder has changed since (an edit applies to the incidents opened after it)."""
+        stamp = self._stamp()
+        if stamp is not None and name in self._snapshots and self._snapshots[name][0] == stamp:
+            return self._snapshots[name][1]
+        loaded = self._load(name)
+        if stamp is not None:
+            self._snapshots[name] = (stamp, loaded)
+        return loaded
+
+    def _stamp(self) -> tuple[tuple[str, int, int, int], ...] | None:
+        """The folder's YAML files as they are now (path, modification time, size, inode), or
+        None when they cannot all be looked at (then nothing is reused)."""
+        try:
+            paths = sorted(
+                path
+                for folder in (self.folder, self.folder / SCHEDULES_DIR)
+                for pattern in ("*.yaml", "*.yml")
+                for path in folder.glob(pattern)
+            )
+            return tuple((str(path), *_file_stamp(path)) for path in paths)
+        except OSError:
+            return None
+
+    def _load(self, name: str) -> PolicySnapshot:
         unreadable: list[str] = []
         names: list[str] = []
         for path in self.policy_files():

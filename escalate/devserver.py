@@ -62,6 +62,10 @@ class DevServer:
             # SQLite's default rollback journal (see the README's performance section).
             "--sqlite-pragma",
             "journal_mode=wal",
+            # The activity a workflow task schedules comes back with that task's completion,
+            # instead of through the task queue: a round trip less for every notification.
+            "--dynamic-config-value",
+            "system.enableActivityEagerExecution=true",
             "--log-level",
             "warn",
         ]

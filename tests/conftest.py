@@ -26,6 +26,7 @@ from escalate.settings import EXAMPLE_POLICIES, Settings
 from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations, IncidentNotFound, IncidentRejected
 from worker import create_worker
+from workflows.incident import PATCH_BASELINE
 from workflows.model import IncidentStatus, workflow_id
 
 TESTS = Path(__file__).resolve().parent
@@ -130,14 +131,23 @@ async def save_history(client: Client, key: str, name: str) -> Path:
     """Keep the scenario's history: tests/test_replay.py replays every one against today's code.
 
     A history already recorded is kept as it is (it is what older code wrote, which is the
-    point of replaying it); ``ESCALATE_RECORD_HISTORIES=1`` records them all afresh."""
-    HISTORIES.mkdir(exist_ok=True)
-    path = HISTORIES / f"{name}.json"
+    point of replaying it); ``ESCALATE_RECORD_HISTORIES=1`` records them all afresh. Each
+    generation of the workflow code (``PATCH_BASELINE``: the patches an incident opened today
+    takes) records its own copy, beside those of earlier generations (tests/histories/*.json
+    are from before the first baseline)."""
+    path = history_path(name)
     if path.exists() and not RECORD_HISTORIES:
         return path
     history = await client.get_workflow_handle(workflow_id(key)).fetch_history()
     path.write_text(history.to_json())
     return path
+
+
+def history_path(name: str) -> Path:
+    """Where this generation of the code keeps the history called ``name``."""
+    folder = HISTORIES / PATCH_BASELINE
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.json"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from escalate.devserver import DevServerError, find_binary
-from tests.conftest import HISTORIES, RECORD_HISTORIES
+from tests.conftest import RECORD_HISTORIES, history_path
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = {"throughput", "timing", "history", "memory"}
@@ -161,6 +161,6 @@ def test_the_standard_history_is_kept_for_replay(smoke: dict) -> None:
     assert recorded.exists()
     events = json.loads(recorded.read_text())["events"]
     assert events[0]["eventType"] in ("EVENT_TYPE_WORKFLOW_EXECUTION_STARTED", "WorkflowExecutionStarted")
-    kept = HISTORIES / "bench_standard_incident.json"
+    kept = history_path("bench_standard_incident")
     if RECORD_HISTORIES or not kept.exists():
         shutil.copyfile(recorded, kept)

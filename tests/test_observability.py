@@ -497,17 +497,23 @@ def test_timers_and_activities_carry_summaries_that_read_as_the_escalation(story
     ):
         assert any(re.fullmatch(expected, text) for text in timers), f"no timer reads {expected!r}: {timers}"
 
+    # The reads the incident opens with are local activities: markers, named the same way.
+    local = summaries(history, EventType.EVENT_TYPE_MARKER_RECORDED)
+    assert local == [f"load policy {POLICY}", f"maintenance window of {POLICY}?"], local
+
     activities = summaries(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
     unnamed = len(events_of(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)) - len(activities)
     assert unnamed == 0, f"{unnamed} activit(y/ies) without a summary; with: {activities}"
-    assert activities[0] == f"load policy {POLICY}"
+    # This worker has no SMTP: email is passed over without asking it (the timeline says so).
+    assert not any(text.endswith(" via email") for text in activities), activities
     for expected in (
-        "page erin via email",
+        "page erin via log",
         "page frank via chat",
-        "remind erin via email",
-        "page (escalated) alice via email",
-        "page (escalated) bob via email",
-        "tell the outcome to alice via email",
+        "page frank via log",
+        "remind erin via log",
+        "page (escalated) alice via log",
+        "page (escalated) bob via log",
+        "tell the outcome to alice via log",
     ):
         assert expected in activities, f"no activity reads {expected!r}: {activities}"
     assert any(text.startswith("tell the manager (SLA breached): dana via ") for text in activities), activities
@@ -550,6 +556,9 @@ def test_metrics_endpoint_serves_our_counters_beside_the_sdk_series(server: Serv
         f"{sum(s.value for s in delivered)} notifications counted as logged, {len(notified)} in the timeline"
     )
     assert one(samples, "escalate_notifications_total", channel="chat", outcome="not_configured").value >= 1
+    # Email is passed over by the incident itself (no worker has SMTP), and counted the same way.
+    passed_over = one(samples, "escalate_notifications_total", channel="email", outcome="not_configured")
+    assert passed_over.value >= len({event.who for event in notified}), passed_over
 
     sdk = {s.name for s in samples if s.name.startswith("temporal_")}
     assert {"temporal_workflow_completed", "temporal_activity_execution_latency_count"} <= sdk, sorted(sdk)

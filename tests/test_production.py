@@ -611,14 +611,24 @@ async def test_an_encrypted_incident_keeps_no_plaintext_in_temporal(time_env: Wo
         for payload in payloads:
             assert secret.encode() not in b64(payload.get("data", "")), f"{secret} in a payload {payload['metadata']}"
     # Every payload escalate wrote is encrypted; only the search attributes (which the UI
-    # filters on) and the SDK's own patch markers (a patch name) stay readable.
-    encrypted = [where for where, payload in located_payloads(json.loads(text)) if b64(payload["metadata"]["encoding"]) == ENCODING]
-    plain = [where for where, payload in located_payloads(json.loads(text)) if b64(payload["metadata"]["encoding"]) != ENCODING]
+    # filters on) and the SDK's own markers stay readable: a patch name, and a local activity's
+    # bookkeeping (its type, id and times; its result is encrypted).
+    located = list(located_payloads(json.loads(text)))
+    encrypted = [where for where, payload in located if b64(payload["metadata"]["encoding"]) == ENCODING]
+    plain = {where: payload for where, payload in located if b64(payload["metadata"]["encoding"]) != ENCODING}
     assert len(encrypted) > 5, encrypted
+    bookkeeping = [where for where in plain if ".markerRecordedEventAttributes.details.data." in where]
+    assert len(bookkeeping) == 2, f"expected the policy load's and the maintenance check's: {bookkeeping}"
+    for where in bookkeeping:
+        recorded = json.loads(b64(plain[where]["data"]))
+        assert recorded["activity_type"] in ("load_policy", "maintenance_window"), recorded
+        assert set(recorded) <= {"seq", "attempt", "activation_index", "activity_id", "activity_type", "complete_time", "backoff", "original_schedule_time"}, recorded
     readable = [
         where
         for where in plain
-        if ".searchAttributes.indexedFields." not in where and ".markerRecordedEventAttributes.details.patch-data." not in where
+        if ".searchAttributes.indexedFields." not in where
+        and ".markerRecordedEventAttributes.details.patch-data." not in where
+        and where not in bookkeeping
     ]
     assert not readable, f"payloads stored unencrypted: {readable}"
 

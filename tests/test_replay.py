@@ -19,7 +19,8 @@ from tests.conftest import HISTORIES
 from worker import workflow_runner
 from workflows.incident import IncidentWorkflow
 
-RECORDED = sorted(HISTORIES.glob("*.json"))
+RECORDED = sorted(HISTORIES.rglob("*.json"))
+"""Every generation's recordings (see ``save_history``)."""
 
 pytestmark = pytest.mark.replay
 
@@ -29,7 +30,7 @@ def test_the_scenarios_have_recorded_histories() -> None:
 
 
 @pytest.mark.asyncio(loop_scope="session")
-@pytest.mark.parametrize("path", RECORDED, ids=[path.stem for path in RECORDED])
+@pytest.mark.parametrize("path", RECORDED, ids=[str(path.relative_to(HISTORIES).with_suffix("")) for path in RECORDED])
 async def test_recorded_history_replays_with_todays_code(path: Path) -> None:
     history = WorkflowHistory.from_json(f"incident-{path.stem}", path.read_text())
     replayer = Replayer(

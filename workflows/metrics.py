@@ -9,6 +9,7 @@ from temporalio.common import MetricMeter
 TIME_TO_ACKNOWLEDGE = "escalate_time_to_acknowledge_seconds"
 TIME_TO_ACKNOWLEDGE_BUCKETS = [30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800]
 NOTIFICATIONS = "escalate_notifications_total"
+NOTIFICATIONS_HELP = "Notification attempts, by channel and outcome"
 
 
 class IncidentMetrics:
@@ -20,6 +21,7 @@ class IncidentMetrics:
         )
         self._breaches = meter.create_counter("escalate_sla_breaches_total", "Resolution SLAs breached")
         self._exhausted = meter.create_counter("escalate_exhausted_total", "Incidents no tier acknowledged")
+        self._notifications = meter.create_counter(NOTIFICATIONS, NOTIFICATIONS_HELP)
         self._time_to_ack = meter.create_histogram_float(
             TIME_TO_ACKNOWLEDGE, "Time from trigger to the first acknowledgement", "s"
         )
@@ -41,3 +43,8 @@ class IncidentMetrics:
 
     def acknowledged_after(self, seconds: float, policy: str, priority: str) -> None:
         self._time_to_ack.record(seconds, {"policy": policy, "priority": priority})
+
+    def not_configured(self, channel: str) -> None:
+        """A channel passed over because the workers cannot send on it (counted as the
+        notify activity counts a worker's own "not configured" answer)."""
+        self._notifications.add(1, {"channel": channel, "outcome": "not_configured"})

@@ -519,6 +519,11 @@ class PolicySnapshot(_Strict):
     """The on-call schedules the tiers name (``schedule:NAME`` owners), as they were."""
     tier_calendars: list[Calendar | None] = Field(default_factory=list)
     """Each tier's ``active`` calendar, resolved."""
+    channels_off: dict[str, str] = Field(default_factory=dict)
+    """Channels the worker that took the snapshot cannot send on (no SMTP configured, say), with
+    how to turn them on: the incident passes over them without asking a worker each time, as it
+    would pass over them on that worker's answer (the message still reaches the person on their
+    next channel, or the worker log). Workers of one deployment share their settings."""
 
     @property
     def name(self) -> str:

@@ -43,7 +43,7 @@ from temporalio.worker import Replayer
 from escalate.temporal import data_converter
 from starter.review import incident_histories
 from tests.conftest import (
-    HISTORIES,
+    history_path,
     RECORD_HISTORIES,
     make_settings,
     resolve_and_close,
@@ -122,9 +122,8 @@ async def save_run(history: WorkflowHistory, name: str) -> None:
     run, here about 3 MB: the carried story of 30 days, and a final status holding all of it.
     The second run is the one to keep: it starts from a carried state, so its replay proves
     that a continued incident still restores with today's code, and it is smaller (2 MB)."""
-    path = HISTORIES / f"{name}.json"
+    path = history_path(name)
     if not path.exists() or RECORD_HISTORIES:
-        HISTORIES.mkdir(exist_ok=True)
         path.write_text(history.to_json())
 
 

@@ -58,7 +58,9 @@ from workflows.model import (
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-RECORDED = {path.stem: path.read_text() for path in sorted(HISTORIES.glob("*.json"))}
+RECORDED = {
+    str(path.relative_to(HISTORIES).with_suffix("")): path.read_text() for path in sorted(HISTORIES.rglob("*.json"))
+}
 """Read once, at collection: other tests write histories of their own while this one runs."""
 NONDETERMINISM = "[TMPRL1100] Nondeterminism error"
 NAMED_EVENT = re.compile(r"HistoryEvent\(id: (\d+), (\w+)\)")
@@ -104,22 +106,46 @@ def scheduled(history: WorkflowHistory, activity: str) -> list[int]:
     ]
 
 
+def local_activities(history: WorkflowHistory, activity: str) -> list[int]:
+    """The event ids of the markers of the local activities of this type."""
+    found = []
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            attributes = event.marker_recorded_event_attributes
+            if attributes.marker_name == "core_local_activity":
+                if json.loads(attributes.details["data"].payloads[0].data)["activity_type"] == activity:
+                    found.append(event.event_id)
+    return found
+
+
+def policy_loads(history: WorkflowHistory) -> list[int]:
+    """Where the policy was loaded: a queued activity (earlier code) or a local one."""
+    return scheduled(history, LOAD_POLICY_ACTIVITY) + local_activities(history, LOAD_POLICY_ACTIVITY)
+
+
 def first_step_after_the_policy_load(history: WorkflowHistory) -> int | str:
-    """The first activity scheduled (its event id) or patch marker recorded (its patch id) after
-    the policy was loaded."""
-    [load] = scheduled(history, LOAD_POLICY_ACTIVITY)[:1]
+    """The first activity scheduled (its event id), patch marker recorded (its patch id) or local
+    activity run ("LocalActivity") after the policy was loaded."""
+    [load] = sorted(policy_loads(history))[:1]
     loaded = next(
-        event.event_id for event in history.events
-        if event.HasField("activity_task_completed_event_attributes")
-        and event.activity_task_completed_event_attributes.scheduled_event_id == load
+        (
+            event.event_id for event in history.events
+            if event.HasField("activity_task_completed_event_attributes")
+            and event.activity_task_completed_event_attributes.scheduled_event_id == load
+        ),
+        load,  # a local activity's marker is its result
     )
     for event in history.events:
         if event.event_id <= loaded:
             continue
         if event.HasField("activity_task_scheduled_event_attributes"):
             return event.event_id
-        if event.HasField("marker_recorded_event_attributes") and event.marker_recorded_event_attributes.marker_name == "core_patch":
-            return json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+        if event.HasField("marker_recorded_event_attributes"):
+            attributes = event.marker_recorded_event_attributes
+            if attributes.marker_name == "core_patch":
+                return json.loads(attributes.details["patch-data"].payloads[0].data)["id"]
+            if attributes.marker_name == "core_local_activity":
+                return "LocalActivity"
     raise AssertionError(f"{history.workflow_id}: nothing recorded after the policy load")
 
 
@@ -168,6 +194,9 @@ async def test_a_timer_before_the_first_page_without_patched_is_caught_naming_th
                 f"{wid}: expected the error to name event {expected}: {message}"
             )
             assert event_type(recorded[wid], expected) == "ACTIVITY_TASK_SCHEDULED"
+        elif expected == "LocalActivity":
+            # The timer stands where the new code ran its next read (the maintenance check).
+            assert "LocalActivity(" in message, f"{wid}: expected the local activity named: {message}"
         else:
             assert marker and marker.group(1) == expected, f"{wid}: expected patch marker {expected}: {message}"
 
@@ -175,7 +204,7 @@ async def test_a_timer_before_the_first_page_without_patched_is_caught_naming_th
     # run (it restores its state, the policy was loaded by the first run) or a refused start.
     for wid in set(recorded) - set(failures):
         history = recorded[wid]
-        loaded, paged = scheduled(history, LOAD_POLICY_ACTIVITY), scheduled(history, NOTIFY_ACTIVITY)
+        loaded, paged = policy_loads(history), scheduled(history, NOTIFY_ACTIVITY)
         assert not loaded or not paged, f"{wid} paged a new incident, yet replays with the change"
 
 

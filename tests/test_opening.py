@@ -1,0 +1,199 @@
+"""How a new incident opens: in one workflow task, with the reads it depends on (its policy, a
+maintenance window) run as local activities, one patch marker, and no round trip to a worker for
+a channel no worker can send on. What the server stores for each incident is what a deployment
+pays for each incident (see the README's performance section).
+
+Scenarios run on the time-skipping test server; their histories are kept for tests/test_replay.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.service import RetryConfig
+from temporalio.worker import Worker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities import EscalationActivities
+from activities.policy_store import PolicyStore
+from escalate.settings import EXAMPLE_POLICIES
+from starter.api import Escalations, IncidentRejected
+from tests.test_api import free_port
+from tests.conftest import make_settings, resolve_and_close, save_history, tracked, unique_key
+from worker import create_worker, workflow_runner
+from workflows.incident import PATCH_BASELINE, IncidentWorkflow
+from workflows.maintenance import MaintenanceWorkflow
+from workflows.model import LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY, NOTIFY_ACTIVITY, Notification, workflow_id
+
+
+
+def of_type(history: WorkflowHistory, event_type: int) -> list:
+    return [event for event in history.events if event.event_type == event_type]
+
+
+def local_activities(history: WorkflowHistory) -> list[str]:
+    """The activity types of the local activities the history records (one marker each)."""
+    found = []
+    for event in of_type(history, EventType.EVENT_TYPE_MARKER_RECORDED):
+        attributes = event.marker_recorded_event_attributes
+        if attributes.marker_name == "core_local_activity":
+            data = json.loads(attributes.details["data"].payloads[0].data)
+            found.append(data["activity_type"])
+    return found
+
+
+def patch_markers(history: WorkflowHistory) -> list[str]:
+    found = []
+    for event in of_type(history, EventType.EVENT_TYPE_MARKER_RECORDED):
+        attributes = event.marker_recorded_event_attributes
+        if attributes.marker_name == "core_patch":
+            found.append(json.loads(attributes.details["patch-data"].payloads[0].data)["id"])
+    return found
+
+
+def scheduled_notifications(history: WorkflowHistory) -> list[Notification]:
+    notes = []
+    for event in of_type(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED):
+        attributes = event.activity_task_scheduled_event_attributes
+        assert attributes.activity_type.name == NOTIFY_ACTIVITY, attributes.activity_type.name
+        notes.append(pydantic_data_converter.payload_converter.from_payload(attributes.input.payloads[0], Notification))
+    return notes
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_new_incident_opens_and_pages_tier_1_in_its_first_workflow_task(
+    time_env: WorkflowEnvironment, escalations: Escalations
+) -> None:
+    key = unique_key("opening")
+    opened = await escalations.start_incident(
+        policy="payments", key=key, priority="P2", summary="Card authorisations failing"
+    )
+    assert opened.created
+    await time_env.sleep(5)
+    status = await escalations.status(key)
+    notified = [event for event in status.timeline if event.kind == "notified"]
+    assert sorted(event.who or "" for event in notified) == ["erin", "frank"]
+    erin = next(event for event in notified if event.who == "erin")
+    # erin has email only, and these workers have no SMTP: the log channel has the page, and
+    # the timeline says why, as it did when a worker was asked first.
+    assert erin.channel == "log"
+    assert erin.detail.endswith("(not configured on this worker: email)"), erin.detail
+    await resolve_and_close(time_env, escalations, key, by="erin", resolution="card network flapped")
+    history = await time_env.client.get_workflow_handle(workflow_id(key)).fetch_history()
+    await save_history(time_env.client, key, "opening_in_one_task")
+
+    # The reads the first page depends on ran on the worker already running the incident.
+    assert local_activities(history) == [LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY]
+    load = next(
+        event
+        for event in of_type(history, EventType.EVENT_TYPE_MARKER_RECORDED)
+        if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    )
+    assert pydantic_data_converter.payload_converter.from_payload(load.user_metadata.summary, str) == "load policy payments"
+
+    # The first workflow task's completion pages tier 1 and answers the starter.
+    events = list(history.events)
+    first_completed = next(i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    first_page = next(i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    answered = next(i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED)
+    later_tasks = [
+        i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and i > first_completed
+    ]
+    assert first_completed < first_page < (later_tasks[0] if later_tasks else len(events))
+    assert first_completed < answered < (later_tasks[0] if later_tasks else len(events))
+
+    # No worker was asked to send on a channel none of them has; every page went out once.
+    pages = [note for note in scheduled_notifications(history) if note.kind == "page"]
+    # (frank's chat handle is asked: whether a handle can be reached depends on the address.)
+    assert sorted((note.person, note.channel) for note in pages) == [("erin", "log"), ("frank", "chat"), ("frank", "log")]
+    assert all(note.channel != "email" for note in scheduled_notifications(history))
+
+    # One patch marker for a new incident (each marker is also a search-attribute upsert).
+    assert patch_markers(history) == [PATCH_BASELINE]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_unknown_policy_is_still_refused_with_the_names_it_could_be(escalations: Escalations) -> None:
+    with pytest.raises(IncidentRejected, match=r"unknown policy 'paymnets': did you mean 'payments'\?"):
+        await escalations.start_incident(policy="paymnets", key=unique_key("typo"), priority="P2", summary="typo")
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_policy_edited_while_the_worker_runs_applies_to_the_next_incident(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    folder = tmp_path / "policies"
+    shutil.copytree(EXAMPLE_POLICIES, folder)
+    settings = make_settings(policy_dir=folder)
+    async with create_worker(time_env.client, settings):
+        escalations = tracked(time_env.client, settings)
+        before = await escalations.start_incident(policy="payments", key=unique_key("edit"), priority="P2", summary="one")
+        assert before.status.tier_name == "L1 support"
+        policy = folder / "payments.yaml"
+        policy.write_text(policy.read_text().replace("L1 support", "L1 card payments"))
+        after = await escalations.start_incident(policy="payments", key=unique_key("edit"), priority="P2", summary="two")
+        assert after.status.tier_name == "L1 card payments"
+        await escalations.terminate_open()
+
+
+def test_the_store_reads_a_policy_again_only_when_a_file_changed(tmp_path: Path) -> None:
+    folder = tmp_path / "policies"
+    shutil.copytree(EXAMPLE_POLICIES, folder)
+    store = PolicyStore(folder)
+    first = store.load("platform")
+    assert store.load("platform") is first, "nothing changed: the checked snapshot is reused"
+
+    schedule = folder / "schedules" / "platform-primary.yaml"
+    stat = schedule.stat()
+    schedule.write_text(schedule.read_text() + "\n# touched\n")
+    os.utime(schedule, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    again = store.load("platform")
+    assert again is not first and again == first, "a schedule file changed: read and checked again"
+
+    directory = folder / "directory.yaml"
+    directory.write_text(directory.read_text().replace("erin@example.com", "erin@payments.example.com"))
+    changed = store.load("payments")
+    assert changed.people["erin"].channels[0].address == "erin@payments.example.com"
+
+    (folder / "payments.yaml").unlink()
+    with pytest.raises(Exception, match="unknown policy 'payments'"):
+        store.load("payments")
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_incident_whose_maintenance_window_cannot_be_read_is_paged_and_says_so(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """The worker's own way to Temporal for reading maintenance windows is down (a refused port):
+    after the read's retries the incident pages as usual, rather than fail or wait unpaged."""
+    settings = make_settings()
+    unreachable = await Client.connect(
+        f"127.0.0.1:{free_port()}", lazy=True, retry_config=RetryConfig(max_retries=0)
+    )
+    activities = EscalationActivities(settings, unreachable)
+    async with Worker(
+        time_env.client,
+        task_queue=settings.task_queue,
+        workflows=[IncidentWorkflow, MaintenanceWorkflow],
+        activities=activities.all,
+        workflow_runner=workflow_runner(),
+    ):
+        escalations = tracked(time_env.client, settings)
+        key = unique_key("no-window")
+        opened = await escalations.start_incident(policy="database", key=key, priority="P1", summary="replica lag")
+        assert opened.created
+        [note] = [event for event in opened.status.timeline if event.kind == "noted"]
+        assert note.detail.startswith("could not tell whether database is in maintenance ("), note.detail
+        assert note.detail.endswith("): paging as usual"), note.detail
+        await time_env.sleep(5)
+        status = await escalations.status(key)
+        assert status.held_until is None
+        assert {event.who for event in status.timeline if event.kind == "notified"} == set(status.owners)
+        await escalations.terminate_open()
