@@ -35,7 +35,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalate.temporal import connect, unreachable_message
-from workflows.incident import IncidentWorkflow
+from workflows.incident import PATCH_BASELINE, IncidentWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.model import (
     TASK_QUEUE,
@@ -228,7 +228,7 @@ class Escalations:
         return await self.status(request.key)
 
     async def _trigger(self, request: IncidentRequest) -> TriggerResult:
-        request = request.model_copy(update={"request_id": uuid.uuid4().hex})
+        request = request.model_copy(update={"request_id": uuid.uuid4().hex, "baseline": PATCH_BASELINE})
         for attempt in range(6):
             operation = WithStartWorkflowOperation(
                 IncidentWorkflow.run,

@@ -30,7 +30,14 @@ from tests.conftest import make_settings, resolve_and_close, save_history, track
 from worker import create_worker, workflow_runner
 from workflows.incident import PATCH_BASELINE, IncidentWorkflow
 from workflows.maintenance import MaintenanceWorkflow
-from workflows.model import LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY, NOTIFY_ACTIVITY, Notification, workflow_id
+from workflows.model import (
+    LOAD_POLICY_ACTIVITY,
+    MAINTENANCE_ACTIVITY,
+    NOTIFY_ACTIVITY,
+    IncidentRequest,
+    Notification,
+    workflow_id,
+)
 
 
 
@@ -115,8 +122,36 @@ async def test_a_new_incident_opens_and_pages_tier_1_in_its_first_workflow_task(
     assert sorted((note.person, note.channel) for note in pages) == [("erin", "log"), ("frank", "chat"), ("frank", "log")]
     assert all(note.channel != "email" for note in scheduled_notifications(history))
 
-    # One patch marker for a new incident (each marker is also a search-attribute upsert).
+    # No patch marker (each is also a search-attribute upsert): the starter opened it on the
+    # current baseline, and the request it started the workflow with says so.
+    assert patch_markers(history) == []
+    started = history.events[0].workflow_execution_started_event_attributes
+    request = pydantic_data_converter.payload_converter.from_payload(started.input.payloads[0], IncidentRequest)
+    assert request.baseline == PATCH_BASELINE
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_incident_started_without_a_baseline_takes_it_with_one_patch_marker(
+    time_env: WorkflowEnvironment, escalations: Escalations
+) -> None:
+    """A workflow started directly (not through the starter API) records one marker for all the
+    patches of the baseline, where earlier code recorded one per patch."""
+    key = unique_key("direct")
+    await time_env.client.start_workflow(
+        IncidentWorkflow.run,
+        IncidentRequest(policy="payments", key=key, priority="P2", summary="Refunds stuck"),
+        id=workflow_id(key),
+        task_queue=escalations.task_queue,
+    )
+    escalations.opened.add(key)
+    await time_env.sleep(5)
+    status = await escalations.status(key)
+    assert {event.who for event in status.timeline if event.kind == "notified"} == {"erin", "frank"}
+    await resolve_and_close(time_env, escalations, key, by="erin", resolution="done")
+    history = await time_env.client.get_workflow_handle(workflow_id(key)).fetch_history()
+    await save_history(time_env.client, key, "opening_started_directly")
     assert patch_markers(history) == [PATCH_BASELINE]
+    assert local_activities(history) == [LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY]
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -424,9 +424,10 @@ class IncidentWorkflow:
 
     def _patched(self, patch: str) -> bool:
         """``workflow.patched(patch)``, or True without a marker of its own for a run that began
-        on PATCH_BASELINE (decided at the run's first patch check, which replays at the same point)."""
+        on PATCH_BASELINE: opened on it by the starter (its request says so; no marker at all),
+        or else at the run's first patch check (one marker, which replays at the same point)."""
         if self.since_baseline is None:
-            self.since_baseline = workflow.patched(PATCH_BASELINE)
+            self.since_baseline = self.request.baseline == PATCH_BASELINE or workflow.patched(PATCH_BASELINE)
         return self.since_baseline or workflow.patched(patch)
 
     def _publish(self) -> None:

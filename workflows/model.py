@@ -154,6 +154,11 @@ class IncidentRequest(NewIncident):
     """The state of the incident so far, when a long-lived incident continues as a new run."""
     history_limit: int | None = None
     """Continue as a new run once the history has this many events (default: the workflow's)."""
+    baseline: str | None = None
+    """The workflow baseline (``PATCH_BASELINE``) the starter opened it on: the incident takes
+    that baseline's paths without recording the patch marker, whose upsert of the
+    TemporalChangeVersion search attribute costs the server a visibility write per incident.
+    (Workers must be upgraded before the starters that send it.)"""
 
 
 class TimelineEvent(_Model):
