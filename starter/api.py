@@ -34,7 +34,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from escalate.logs import get_logger
 from escalate.temporal import connect, unreachable_message
+from workflows import search
 from workflows.incident import PATCH_BASELINE, IncidentWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.model import (
@@ -141,6 +143,14 @@ def _static_details(request: IncidentRequest) -> str:
     return "\n\n".join(lines)
 
 
+def _unknown_search_attribute(err: BaseException) -> bool:
+    return (
+        isinstance(err, RPCError)
+        and err.status == RPCStatusCode.INVALID_ARGUMENT
+        and "search attribute" in (err.message or "").lower()
+    )
+
+
 def _too_many_updates(err: BaseException) -> bool:
     text = str(err).lower()
     return (
@@ -155,6 +165,9 @@ class Escalations:
         self.client = client
         self.task_queue = task_queue
         self._sending: set[str] = set()
+        self.start_with_attributes = True
+        """New incidents start with their search attributes set (``search.at_start``), unless
+        the namespace has been found not to know them."""
         self._held: dict[str, _HeldTriggers] = {}
 
     @classmethod
@@ -239,6 +252,9 @@ class Escalations:
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 static_summary=f"[{request.priority}] {request.policy}: {request.summary}"[:200],
                 static_details=_static_details(request),
+                search_attributes=search.at_start(request.key, request.policy, request.priority)
+                if self.start_with_attributes
+                else None,
             )
             try:
                 return await self.client.execute_update_with_start_workflow(
@@ -252,6 +268,12 @@ class Escalations:
                     continue
                 raise IncidentRejected(_reason(err), _field(err)) from None
             except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+                if self.start_with_attributes and _unknown_search_attribute(err):
+                    # A namespace without the incident attributes (no worker has registered
+                    # them yet): the incident starts all the same; its worker registers them.
+                    get_logger().warning("starting incidents without search attributes", reason=str(err))
+                    self.start_with_attributes = False
+                    continue
                 if _too_many_updates(err):
                     # Other starters' triggers fill the workflow's in-flight updates: it is open,
                     # so this one joins it as a counted occurrence instead.

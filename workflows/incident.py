@@ -180,7 +180,11 @@ class IncidentWorkflow:
         self.deliveries_in_flight = 0
         self.notification_count = 0
         self.revision = 0
-        self.published: search.Values = {}
+        self.published: search.Values = (
+            search.values_of(workflow.info().typed_search_attributes) if request.carried is None else {}
+        )
+        """The search attributes as the server has them: a new incident's starter sets them with
+        the start (``search.at_start``). A continued run publishes its own afresh."""
         self.metrics = IncidentMetrics(workflow.metric_meter())
         self.lock = asyncio.Lock()
         self.runs = 1
@@ -194,6 +198,8 @@ class IncidentWorkflow:
     async def run(self, request: IncidentRequest) -> IncidentStatus:
         if request.carried is None:
             if not await self._take_policy_snapshot(request.policy):
+                if self.published:  # a refused start is no incident: not one the UI lists as open
+                    workflow.upsert_search_attributes([key.value_unset() for key in search.ALL if key.name in self.published])
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 raise ApplicationError(self.rejection or "rejected", type="IncidentRejected", non_retryable=True)
 

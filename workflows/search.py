@@ -4,7 +4,7 @@ e.g. ``IncidentStatus="triggered" AND Tier>=2``. Registered by ``escalate dev``,
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import SearchAttributeKey, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 
 INCIDENT_KEY = SearchAttributeKey.for_keyword("IncidentKey")
 POLICY = SearchAttributeKey.for_keyword("Policy")
@@ -30,3 +30,24 @@ def changes(previous: Values, current: Values) -> list[SearchAttributeUpdate]:
             value = current[key.name]
             updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
     return updates
+
+
+def at_start(key: str, policy: str, priority: str) -> TypedSearchAttributes:
+    """A new incident as it starts (triggered, tier 1), set by the starter with the start itself:
+    the incident's first workflow task then has nothing to upsert (each upsert is a visibility
+    write for the server)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(INCIDENT_KEY, key),
+            SearchAttributePair(POLICY, policy),
+            SearchAttributePair(PRIORITY, priority),
+            SearchAttributePair(STATUS, "triggered"),
+            SearchAttributePair(TIER, 1),
+            SearchAttributePair(SLA_BREACHED, False),
+        ]
+    )
+
+
+def values_of(attributes: TypedSearchAttributes) -> Values:
+    """The incident attributes among ``attributes`` (what a run already has published)."""
+    return {key.name: attributes.get(key) for key in ALL if key in attributes}
