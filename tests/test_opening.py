@@ -18,7 +18,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RetryConfig
+from temporalio.service import RetryConfig, RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -275,22 +275,28 @@ async def test_a_namespace_that_lacks_the_attributes_still_gets_the_incident() -
     try:
         settings = make_settings()
         escalations = tracked(env.client, settings)
-        async with create_worker(env.client, settings):
-            key = unique_key("bare-namespace")
-            starting = asyncio.create_task(
-                escalations.start_incident(policy="payments", key=key, priority="P2", summary="Refunds stuck")
-            )
-            for _ in range(100):
-                if not escalations.start_with_attributes:
+        key = unique_key("bare-namespace")
+        # No worker yet: the start itself is what is refused, and then made without them.
+        starting = asyncio.create_task(
+            escalations.start_incident(policy="payments", key=key, priority="P2", summary="Refunds stuck")
+        )
+        handle = env.client.get_workflow_handle(workflow_id(key))
+        for _ in range(100):
+            if not escalations.start_with_attributes:
+                try:
+                    await handle.describe()
                     break
-                await asyncio.sleep(0.1)
-            assert not escalations.start_with_attributes, "the start with unknown attributes was not refused"
-            # What a worker does when it starts (worker.run_worker): the incident then goes on.
-            await ensure_search_attributes(env.client)
+                except RPCError:
+                    pass
+            await asyncio.sleep(0.1)
+        assert not escalations.start_with_attributes, "the start with unknown attributes was not refused"
+        assert (await handle.describe()).typed_search_attributes.get(search.STATUS) is None
+        # What a worker does when it starts (worker.run_worker); the incident then goes on.
+        await ensure_search_attributes(env.client)
+        async with create_worker(env.client, settings):
             opened = await asyncio.wait_for(starting, 60)
             assert opened.created and opened.status.status == "triggered"
-            description = await env.client.get_workflow_handle(workflow_id(key)).describe()
-            assert description.typed_search_attributes.get(search.STATUS) == "triggered"
+            assert (await handle.describe()).typed_search_attributes.get(search.STATUS) == "triggered"
             await escalations.terminate_open()
     finally:
         await env.shutdown()
