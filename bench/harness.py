@@ -175,7 +175,7 @@ def say(options: Options, message: str) -> None:
 
 DIRECTORY = """\
 # Bench contacts: email only, and the bench worker has no SMTP, so every notification goes to
-# the worker log (the log channel) after the email channel answers "not configured".
+# the worker log (the log channel); the incident passes over email, as its policy snapshot says.
 people:
   t1: {email: t1@bench.example}
   t2: {email: t2@bench.example}
