@@ -247,12 +247,19 @@ class IncidentWorkflow:
         window ends (or is ended early). Its clocks start then; the moment is returned."""
         try:
             window: MaintenanceWindow | None = await self._look_up(
-                MAINTENANCE_ACTIVITY, PolicyRef(name=self.policy.name), MaintenanceWindow, f"maintenance window of {self.policy.name}?"
+                MAINTENANCE_ACTIVITY,
+                PolicyRef(name=self.policy.name),
+                MaintenanceWindow,
+                f"maintenance window of {self.policy.name}?",
             )
         except LOOKUP_FAILED as err:
             # Paging when in doubt: an incident held by mistake is worse than one paged during
             # a window.
-            self._record("noted", tier=self.tier, detail=f"could not tell whether {self.policy.name} is in maintenance ({_reason(err)}): paging as usual")
+            self._record(
+                "noted",
+                tier=self.tier,
+                detail=f"could not tell whether {self.policy.name} is in maintenance ({_reason(err)}): paging as usual",
+            )
             return self.triggered_at
         if window is None or window.until <= workflow.now():
             return self.triggered_at

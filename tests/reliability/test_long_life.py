@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import yaml
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -43,8 +43,8 @@ from temporalio.worker import Replayer
 from escalate.temporal import data_converter
 from starter.review import incident_histories
 from tests.conftest import (
-    history_path,
     RECORD_HISTORIES,
+    history_path,
     make_settings,
     resolve_and_close,
     running,
@@ -256,7 +256,16 @@ async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tel
     assert closing == ["WORKFLOW_EXECUTION_CONTINUED_AS_NEW"] * (runs - 1) + ["WORKFLOW_EXECUTION_COMPLETED"]
     for history in histories:
         counts = event_types(history)
-        assert counts["WORKFLOW_TASK_FAILED"] == 0, f"a workflow task failed in run {history.run_id}: {counts}"
+        # UNHANDLED_COMMAND is the server asking again: a note arrived while the task that
+        # continues as new was being decided, so it is decided anew with the note (nothing of
+        # ours failed). Any other cause is a failure of the workflow code.
+        failures = [
+            (event.event_id, WorkflowTaskFailedCause.Name(event.workflow_task_failed_event_attributes.cause))
+            for event in history.events
+            if event.HasField("workflow_task_failed_event_attributes")
+            and event.workflow_task_failed_event_attributes.cause != WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
+        ]
+        assert not failures, f"a workflow task failed in run {history.run_id}: {failures}; {counts}"
         assert len(history.events) < HISTORY_LIMIT + 400, "each run ends soon after it reaches the limit"
     first_started = histories[0].events[0].event_time.ToDatetime().replace(tzinfo=triggered_at.tzinfo)
     assert abs(first_started - triggered_at) < timedelta(seconds=1), "the times are the first run's"
