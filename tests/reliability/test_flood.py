@@ -221,7 +221,9 @@ async def test_500_parallel_creates_through_the_http_api_give_one_201_and_499_20
     settings = make_settings(policy_dir=policy_dir)
     key = f"flood-http-{uuid.uuid4().hex[:8]}"
     escalations = Escalations(dev_env.client, settings.task_queue)
-    limits = httpx.Limits(max_connections=FLOOD, max_keepalive_connections=FLOOD)
+    # Idle connections are dropped before the server's keep-alive timeout (uvicorn: 5 s) ends
+    # them: a request sent on one the server is closing at that moment gets no answer.
+    limits = httpx.Limits(max_connections=FLOOD, max_keepalive_connections=FLOOD, keepalive_expiry=2.0)
     async with worker(dev_env, settings), served(settings, escalations) as base:
         async with httpx.AsyncClient(base_url=base, trust_env=False, limits=limits, timeout=120) as client:
             began = time.monotonic()
