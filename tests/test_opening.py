@@ -1,5 +1,6 @@
 """How a new incident opens: in one workflow task, with the reads it depends on (its policy, a
-maintenance window) run as local activities, one patch marker, and no round trip to a worker for
+maintenance window) run as local activities, its search attributes set with the start, no patch
+marker (one, when it was not started through the starter API), and no round trip to a worker for
 a channel no worker can send on. What the server stores for each incident is what a deployment
 pays for each incident (see the README's performance section).
 
@@ -35,6 +36,7 @@ from tests.conftest import (
     tracked,
     unique_key,
 )
+from tests.markers import local_activities, local_activity_type, patches
 from tests.test_api import free_port
 from worker import create_worker, workflow_runner
 from workflows import search
@@ -52,26 +54,6 @@ from workflows.model import (
 
 def of_type(history: WorkflowHistory, event_type: int) -> list:
     return [event for event in history.events if event.event_type == event_type]
-
-
-def local_activities(history: WorkflowHistory) -> list[str]:
-    """The activity types of the local activities the history records (one marker each)."""
-    found = []
-    for event in of_type(history, EventType.EVENT_TYPE_MARKER_RECORDED):
-        attributes = event.marker_recorded_event_attributes
-        if attributes.marker_name == "core_local_activity":
-            data = json.loads(attributes.details["data"].payloads[0].data)
-            found.append(data["activity_type"])
-    return found
-
-
-def patch_markers(history: WorkflowHistory) -> list[str]:
-    found = []
-    for event in of_type(history, EventType.EVENT_TYPE_MARKER_RECORDED):
-        attributes = event.marker_recorded_event_attributes
-        if attributes.marker_name == "core_patch":
-            found.append(json.loads(attributes.details["patch-data"].payloads[0].data)["id"])
-    return found
 
 
 def started_attributes(history: WorkflowHistory) -> dict[str, object]:
@@ -111,12 +93,8 @@ async def test_a_new_incident_opens_and_pages_tier_1_in_its_first_workflow_task(
     await save_history(time_env.client, key, "opening_in_one_task")
 
     # The reads the first page depends on ran on the worker already running the incident.
-    assert local_activities(history) == [LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY]
-    load = next(
-        event
-        for event in of_type(history, EventType.EVENT_TYPE_MARKER_RECORDED)
-        if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    )
+    assert [activity for _, activity in local_activities(history)] == [LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY]
+    load = next(event for event in history.events if local_activity_type(event) == LOAD_POLICY_ACTIVITY)
     assert pydantic_data_converter.payload_converter.from_payload(load.user_metadata.summary, str) == "load policy payments"
 
     # The first workflow task's completion pages tier 1 and answers the starter.
@@ -144,7 +122,7 @@ async def test_a_new_incident_opens_and_pages_tier_1_in_its_first_workflow_task(
 
     # No patch marker (each is also a search-attribute upsert): the starter opened it on the
     # current baseline, and the request it started the workflow with says so.
-    assert patch_markers(history) == []
+    assert patches(history) == []
     started = history.events[0].workflow_execution_started_event_attributes
     request = pydantic_data_converter.payload_converter.from_payload(started.input.payloads[0], IncidentRequest)
     assert request.baseline == PATCH_BASELINE
@@ -170,8 +148,8 @@ async def test_an_incident_started_without_a_baseline_takes_it_with_one_patch_ma
     await resolve_and_close(time_env, escalations, key, by="erin", resolution="done")
     history = await time_env.client.get_workflow_handle(workflow_id(key)).fetch_history()
     await save_history(time_env.client, key, "opening_started_directly")
-    assert patch_markers(history) == [PATCH_BASELINE]
-    assert local_activities(history) == [LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY]
+    assert patches(history) == [PATCH_BASELINE]
+    assert [activity for _, activity in local_activities(history)] == [LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY]
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -21,7 +21,6 @@ marker and the debounce timer before the first page.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from temporalio.worker import Replayer, Worker
 
 from activities import EscalationActivities
 from tests.conftest import HISTORIES, make_settings, tracked, unique_key
+from tests.markers import local_activities, local_activity_type, patch_id, patches
 from tests.reliability import changed_incident
 from tests.reliability.changed_incident import (
     AUDIT_PATCH,
@@ -106,21 +106,10 @@ def scheduled(history: WorkflowHistory, activity: str) -> list[int]:
     ]
 
 
-def local_activities(history: WorkflowHistory, activity: str) -> list[int]:
-    """The event ids of the markers of the local activities of this type."""
-    found = []
-    for event in history.events:
-        if event.HasField("marker_recorded_event_attributes"):
-            attributes = event.marker_recorded_event_attributes
-            if attributes.marker_name == "core_local_activity":
-                if json.loads(attributes.details["data"].payloads[0].data)["activity_type"] == activity:
-                    found.append(event.event_id)
-    return found
-
-
 def policy_loads(history: WorkflowHistory) -> list[int]:
     """Where the policy was loaded: a queued activity (earlier code) or a local one."""
-    return scheduled(history, LOAD_POLICY_ACTIVITY) + local_activities(history, LOAD_POLICY_ACTIVITY)
+    local = [event_id for event_id, activity in local_activities(history) if activity == LOAD_POLICY_ACTIVITY]
+    return scheduled(history, LOAD_POLICY_ACTIVITY) + local
 
 
 def first_step_after_the_policy_load(history: WorkflowHistory) -> int | str:
@@ -140,23 +129,11 @@ def first_step_after_the_policy_load(history: WorkflowHistory) -> int | str:
             continue
         if event.HasField("activity_task_scheduled_event_attributes"):
             return event.event_id
-        if event.HasField("marker_recorded_event_attributes"):
-            attributes = event.marker_recorded_event_attributes
-            if attributes.marker_name == "core_patch":
-                return json.loads(attributes.details["patch-data"].payloads[0].data)["id"]
-            if attributes.marker_name == "core_local_activity":
-                return "LocalActivity"
+        if (patch := patch_id(event)) is not None:
+            return patch
+        if local_activity_type(event) is not None:
+            return "LocalActivity"
     raise AssertionError(f"{history.workflow_id}: nothing recorded after the policy load")
-
-
-def patch_markers(history: WorkflowHistory, *, before: int) -> list[str]:
-    """The ids of the ``workflow.patched`` markers recorded before event ``before``."""
-    return [
-        json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
-        for event in history.events
-        if event.event_id < before and event.HasField("marker_recorded_event_attributes")
-        and event.marker_recorded_event_attributes.marker_name == "core_patch"
-    ]
 
 
 @dataclass
@@ -267,7 +244,7 @@ async def test_the_guarded_changes_take_effect_for_new_incidents(time_env: Workf
     pages = [event for event in status.timeline if event.kind == "notified"]
     assert sorted(event.who or "" for event in pages) == ["erin", "frank"]
     assert all(event.at - triggered >= DEBOUNCE for event in pages), "paged only after the debounce"
-    assert DEBOUNCE_PATCH in patch_markers(history, before=scheduled(history, NOTIFY_ACTIVITY)[0])
+    assert DEBOUNCE_PATCH in patches(history, before=scheduled(history, NOTIFY_ACTIVITY)[0])
     timers = [
         event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
         for event in history.events
