@@ -7,6 +7,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 from datetime import timedelta
+from pathlib import Path
 from types import CodeType
 from typing import Any
 
@@ -17,6 +18,7 @@ from temporalio.worker.workflow_sandbox import (
     SandboxRestrictions,
 )
 
+import workflows
 from activities import EscalationActivities
 from escalate.logs import get_logger
 from escalate.settings import Settings
@@ -24,23 +26,31 @@ from escalate.temporal import ensure_search_attributes
 from workflows.incident import IncidentWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 
-PURE_MODULES = (
-    "workflows.calendar",
-    "workflows.decisions",
-    "workflows.durations",
-    "workflows.metrics",
-    "workflows.model",
-    "workflows.policy",
-    "workflows.search",
-    "workflows.timeline",
-)
-"""Deterministic modules the workflow sandbox shares instead of re-importing for every run: one
-copy of each pydantic model (so a model made by one module is the same class to another), and
-faster workflow starts. The workflow module itself stays sandboxed."""
+WORKFLOWS_DIR = Path(workflows.__file__).resolve().parent
 
 
-SANDBOXED_MODULES = ("workflows.incident", "workflows.maintenance")
-"""The workflow modules, which the sandbox imports afresh for every workflow it runs."""
+def _workflow_modules() -> dict[str, str]:
+    """Every module of the ``workflows`` package, with its source."""
+    return {
+        f"workflows.{path.stem}": path.read_text(encoding="utf-8")
+        for path in sorted(WORKFLOWS_DIR.glob("*.py"))
+        if path.stem != "__init__"
+    }
+
+
+def _uses_workflow_api(source: str) -> bool:
+    return "from temporalio import workflow" in source or "import temporalio.workflow" in source
+
+
+SANDBOXED_MODULES = tuple(name for name, source in _workflow_modules().items() if _uses_workflow_api(source))
+"""The modules that run workflow code (they call ``temporalio.workflow``): the sandbox imports
+them afresh for every workflow and checks what they call."""
+
+PURE_MODULES = tuple(name for name in _workflow_modules() if name not in SANDBOXED_MODULES)
+"""The deterministic rest of the package (models, decisions, calendars, schedules), which the
+workflow sandbox shares instead of re-importing for every run: one copy of each pydantic model
+(so a model made by one module is the same class to another), and faster workflow starts.
+Derived, so that a new module cannot be forgotten."""
 
 
 class _SharedCodeLoader(importlib.machinery.SourceFileLoader):

@@ -7,7 +7,7 @@ import html
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import get_args
@@ -35,7 +35,7 @@ def _when(moment: datetime | None) -> str:
     if moment is None:
         return "soon"
     # Labelled UTC, so converted to UTC (a naive time is taken to be UTC already).
-    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -120,7 +120,7 @@ class Templates:
 
 def sample_notification(kind: str) -> Notification:
     """A realistic notification of each kind, for checking templates."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Notification(
         idempotency_key="sample/1/alice/email",
         kind=kind,  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from pydantic import BaseModel, RootModel, ValidationError
 
 from workflows.calendar import Calendar
 from workflows.policy import (
+    SCHEDULE_PREFIX,
     Directory,
     Policy,
-    SCHEDULE_PREFIX,
     PolicySnapshot,
     Problem,
     Tier,
@@ -674,7 +674,7 @@ def check_paths(paths: list[Path]) -> CheckReport:
             report.checked.extend(str(store._documents[name].path) for name in schedules)
             if directory is not None:
                 report.problems.extend(store.schedule_people_problems(schedules, directory))
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for name, schedule in schedules.items():
                 gaps = coverage_gaps(schedule, now)
                 if gaps:

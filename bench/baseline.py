@@ -8,7 +8,7 @@ This module is imported into the workflow sandbox: stdlib and temporalio only, n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity, workflow
 
@@ -62,7 +62,7 @@ class BareTimerWorkflow:
     async def run(self, args: TimerArgs) -> None:
         if args.step_first:
             await workflow.execute_activity(BARE_ACTIVITY, args.key, start_to_close_timeout=timedelta(seconds=30))
-        due = datetime.fromtimestamp(args.due, timezone.utc)
+        due = datetime.fromtimestamp(args.due, UTC)
         left = due - workflow.now()
         if left > timedelta(0):
             await workflow.sleep(left)

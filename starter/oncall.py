@@ -3,7 +3,7 @@ the schedules of ``ESCALATE_POLICY_DIR`` (the incidents use the snapshot they st
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from activities.policy_store import PolicyError, PolicyStore
 from escalate.settings import Settings
@@ -16,7 +16,7 @@ class UnknownSchedule(LookupError):
 
 def who_is_on_call(settings: Settings, schedule: str | None = None, at: datetime | None = None) -> list[OnCall]:
     """Who is on call at ``at`` (now by default) in one schedule, or in every schedule."""
-    moment = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
     schedules = PolicyStore(settings.policy_dir).schedules()
     if schedule is not None:
         if schedule not in schedules:
@@ -32,7 +32,7 @@ def parse_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{text!r} is not a time: write ISO 8601, e.g. 2026-11-28T10:00 or 2026-11-28T10:00+01:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 __all__ = ["PolicyError", "UnknownSchedule", "parse_moment", "who_is_on_call"]

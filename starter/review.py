@@ -12,7 +12,7 @@ import logging
 import re
 import statistics
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -115,7 +115,7 @@ def _describe_event(history: WorkflowHistory, event_id: int) -> str:
                 detail = f" (activity {event.activity_task_scheduled_event_attributes.activity_type.name})"
             elif event.HasField("timer_started_event_attributes"):
                 detail = f" (timer {event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()})"
-            at = event.event_time.ToDatetime(tzinfo=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            at = event.event_time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             return f"event {event_id}, {kind}{detail}, recorded at {at}"
     return f"event {event_id}"
 
@@ -558,7 +558,7 @@ async def incidents_since(client: Client, since: datetime, policy: str | None) -
     from starter.api import Escalations, IncidentNotFound, IncidentRejected
 
     escalations = Escalations(client)
-    stamp = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     query = f'WorkflowType="Incident" AND StartTime >= "{stamp}"'
     found: list[IncidentStatus] = []
     seen: set[str] = set()

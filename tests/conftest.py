@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from datetime import timedelta
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import hypothesis  # noqa: F401  (imported here, at collection: its pytest plugin imports it
+
 # lazily in the terminal summary otherwise, and CPython 3.11.7 can fail to compile it there,
 # after the Temporal threads have run: "AST constructor recursion depth mismatch")
 import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from escalate.devserver import find_binary

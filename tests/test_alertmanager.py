@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ ENDLESS = "0001-01-01T00:00:00Z"
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def fingerprint() -> str:
@@ -69,7 +69,7 @@ def alert(
     for name, value in (("severity", severity), ("escalate_policy", policy), ("escalate_priority", priority)):
         if value is not None:
             labels[name] = value
-    started = started or datetime.now(timezone.utc) - timedelta(minutes=5)
+    started = started or datetime.now(UTC) - timedelta(minutes=5)
     return {
         "status": status,
         "labels": labels,
@@ -115,7 +115,7 @@ async def test_firing_opens_repeat_joins_resolved_resolves_by_alertmanager(time_
     settings = make_settings()
     fp = fingerprint()
     key = f"am-{fp}"
-    started = datetime.now(timezone.utc) - timedelta(minutes=5)
+    started = datetime.now(UTC) - timedelta(minutes=5)
     async with worker(time_env, settings) as escalations, asgi_client(create_app(settings, escalations)) as client:
         assert await post(client, alert(fp, started=started)) == outcome(opened=[key])
         opened = assert_status_json(await client.get(f"/v1/incidents/{key}"))
@@ -135,7 +135,7 @@ async def test_firing_opens_repeat_joins_resolved_resolves_by_alertmanager(time_
         assert joined["occurrences"] == 3
         assert [e["kind"] for e in joined["timeline"]].count("triggered") == 1
 
-        ended = datetime.now(timezone.utc) - timedelta(seconds=30)
+        ended = datetime.now(UTC) - timedelta(seconds=30)
         assert await post(client, alert(fp, status="resolved", started=started, ended=ended)) == outcome(resolved=[key])
         resolved = assert_status_json(await client.get(f"/v1/incidents/{key}"))
         assert (resolved["status"], resolved["resolved_by"]) == ("resolved", "alertmanager")
@@ -156,7 +156,7 @@ async def test_a_resolved_alert_with_no_open_incident_is_fine(time_env: Workflow
     settings = make_settings()
     async with worker(time_env, settings) as escalations, asgi_client(create_app(settings, escalations)) as client:
         fp = fingerprint()
-        ended = datetime.now(timezone.utc)
+        ended = datetime.now(UTC)
         assert await post(client, alert(fp, status="resolved", ended=ended)) == outcome(already_closed=[f"am-{fp}"])
         assert_problem(await client.get(f"/v1/incidents/am-{fp}"), 404)
         assert await post(client) == outcome(), "an empty group is fine too"
@@ -305,7 +305,7 @@ async def test_the_real_alertmanager_opens_joins_and_resolves_incidents(time_env
         "instance": "refunds-1:9100", "job": "refunds", "test_run": run,
     }
     annotations = {"summary": "Refund queue backlog above 10k", "description": "refund_queue_depth is 14210"}
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     first = {"labels": labels, "annotations": annotations, "startsAt": iso(started), "generatorURL": "http://prometheus.example.com:9090/graph?g0.expr=refund_queue_depth"}
     second = first | {"labels": labels | {"instance": "refunds-2:9100"}}
 
@@ -369,7 +369,7 @@ async def test_the_real_alertmanager_opens_joins_and_resolves_incidents(time_env
                 assert [e["kind"] for e in joined["timeline"]].count("triggered") == 1
 
                 # Both end: Alertmanager sends them resolved (send_resolved), and each incident resolves.
-                ended = iso(datetime.now(timezone.utc) - timedelta(seconds=1))
+                ended = iso(datetime.now(UTC) - timedelta(seconds=1))
                 assert (await am.post("/api/v2/alerts", json=[first | {"endsAt": ended}, second | {"endsAt": ended}])).status_code == 200
                 for key in (key_first, key_second):
                     resolved = await wait_for(

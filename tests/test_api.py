@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -445,7 +445,7 @@ async def test_every_responder_route_changes_the_incident_and_answers_with_its_s
     snoozed = assert_status_json(await client.post(f"/v1/incidents/{key}/snooze", json={"by": "alice", "for": "2h"}))
     assert snoozed["status"] == "snoozed"
     until = datetime.fromisoformat(snoozed["snoozed_until"])
-    assert timedelta(hours=1, minutes=59) < until - datetime.now(timezone.utc) <= timedelta(hours=2)
+    assert timedelta(hours=1, minutes=59) < until - datetime.now(UTC) <= timedelta(hours=2)
     assert_problem(
         await client.post(f"/v1/incidents/{key}/snooze", json={"by": "alice", "for": "90d"}), 409, says=("cannot snooze for",)
     )
@@ -795,7 +795,7 @@ async def test_an_expired_link_is_refused_with_410(time_env: WorkflowEnvironment
     async with worker(time_env, settings) as escalations, served(settings, escalations, port):
         async with http_client(base) as browser:
             assert (await browser.post("/v1/incidents", json=new_incident(key))).status_code == 201
-            yesterday = datetime.now(timezone.utc) - timedelta(days=1)
+            yesterday = datetime.now(UTC) - timedelta(days=1)
             for token in (
                 make_token(LINK_SECRET, key, "ack", "erin", ttl=timedelta(hours=23), now=yesterday),
                 make_token(LINK_SECRET, key, "resolve", "erin", ttl=timedelta(seconds=-1)),

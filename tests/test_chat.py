@@ -22,12 +22,11 @@ from temporalio.testing import WorkflowEnvironment
 from activities.channels import SlackChannel
 from activities.messages import render
 from tests.conftest import make_settings
-from workflows.model import Notification
 from tests.test_email import LOOPBACK, free_port, wait_for_status
 from tests.test_webhook import (
     SECRET,
-    Receiver,
     Received,
+    Receiver,
     Reply,
     finish,
     note,
@@ -36,6 +35,7 @@ from tests.test_webhook import (
     running,
     write_policy_dir,
 )
+from workflows.model import Notification
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

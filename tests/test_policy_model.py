@@ -12,7 +12,6 @@ import yaml
 from pydantic import ValidationError
 
 from activities.policy_store import PolicyStore, check_paths
-
 from workflows.policy import (
     PRIORITY_HINT,
     Directory,

@@ -36,8 +36,8 @@ from escalate.links import link_url, make_token, read_token
 from tests.conftest import make_settings, running
 from tests.test_email import LOOPBACK, free_port, wait_for_status
 from tests.test_webhook import (
-    Receiver,
     Received,
+    Receiver,
     Reply,
     attempt_numbers,
     finish,

@@ -3,12 +3,12 @@ entries folded into a count, everything else kept."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from workflows.model import TimelineEvent
 from workflows.timeline import CARRIED_TIMELINE_LIMIT, fold_timeline
 
-T0 = datetime(2027, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def hourly(kinds: list[str]) -> list[TimelineEvent]:

@@ -14,7 +14,7 @@ answers, because the calendar is part of the policy snapshot in the history.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -137,7 +137,7 @@ class Calendar(BaseModel):
         for start, end in self.hours[DAYS[day.weekday()]]:
             opens = datetime.combine(day, start, zone)
             closes = datetime.combine(day + timedelta(days=1), time(0), zone) if end == time.max else datetime.combine(day, end, zone)
-            intervals.append((opens.astimezone(timezone.utc), closes.astimezone(timezone.utc)))
+            intervals.append((opens.astimezone(UTC), closes.astimezone(UTC)))
         return intervals
 
     def is_open(self, moment: datetime) -> bool:
@@ -226,7 +226,7 @@ def add_business_days(calendar: Calendar, start: datetime, days: int) -> datetim
             if counted == days:
                 day = candidate
                 break
-    target = datetime.combine(day, local.time().replace(tzinfo=None), calendar.zone).astimezone(timezone.utc)
+    target = datetime.combine(day, local.time().replace(tzinfo=None), calendar.zone).astimezone(UTC)
     intervals = calendar.open_intervals(day)
     if any(opens <= target < closes for opens, closes in intervals):
         return target

@@ -1,9 +1,10 @@
-"""Durations as policy authors write them: ``30s``, ``15m``, ``1h30m``, ``5d``, ``2w`` or ISO 8601."""
+"""Durations as policy authors write them (``30s``, ``15m``, ``1h30m``, ``5d``, ``2w`` or ISO 8601),
+and moments as escalate writes them."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -52,3 +53,14 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
 """A timedelta field that accepts the policy forms and serialises back to them."""
+
+
+def format_time(moment: datetime | None) -> str:
+    """A moment as every message, timeline entry and report writes it: ``2026-12-07 03:12:00
+    UTC``; ``-`` when there is none. An aware time is converted to UTC; a naive one is taken to
+    be UTC already."""
+    if moment is None:
+        return "-"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -28,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
         LOAD_POLICY_ACTIVITY,
         LOG_CHANNEL,
         MAINTENANCE_ACTIVITY,
+        MAX_NOTE,
+        MAX_NOTES_TOTAL,
         NOTIFY_ACTIVITY,
         RELEASE_SIGNAL,
         REPORTER,
@@ -56,6 +58,15 @@ with workflow.unsafe.imports_passed_through():
         WaitRequest,
         maintenance_id,
     )
+    from workflows.patches import (
+        PATCH_BASELINE,
+        PATCH_LOCAL_LOOKUPS,
+        PATCH_MAINTENANCE,
+        PATCH_REPORTER_UPDATES,
+        PATCH_RESOLUTION_FEEDBACK,
+        PATCH_SEARCH_ATTRIBUTES,
+        PATCH_UNREACHABLE_TIER,
+    )
     from workflows.policy import ContactPoint, Person, PolicySnapshot, Windows
     from workflows.timeline import fold_timeline
 
@@ -81,29 +92,11 @@ SUMMARY_VERB: dict[str, str] = {
 """How each kind of message reads in the Temporal UI's event list: "remind erin via email"."""
 HISTORY_LIMIT = 10_000
 """Events after which an incident continues as a new run (Temporal's hard limit is 51,200)."""
-MAX_NOTE = 10_000
-"""The longest note an ack or resume may carry, as long as a note: unbounded, one responder's
-pasted log could push the incident's final status past Temporal's 2 MB payload limit, and the
-incident could then never close (its completion refused every time)."""
-MAX_NOTES_TOTAL = 500_000
-"""All of an incident's notes together, in characters: notes are never folded away, and what a
-run carries must stay well inside Temporal's 2 MB payload limit."""
 MAX_TRIED_IN_MESSAGE = 10
 """A message names at most this many of the tiers tried before (the latest, after a count of the
 earlier ones): a policy repeating for weeks would otherwise put hundreds in every page, and into
 every notification's activity input in the history."""
 
-# Behaviour added while incidents may be open: histories recorded before it replay unchanged.
-PATCH_REPORTER_UPDATES = "reporter-updates"
-PATCH_RESOLUTION_FEEDBACK = "resolution-feedback"
-PATCH_UNREACHABLE_TIER = "unreachable-tier-notice"
-PATCH_SEARCH_ATTRIBUTES = "search-attributes"
-PATCH_MAINTENANCE = "maintenance-windows"
-PATCH_LOCAL_LOOKUPS = "local-lookups"
-PATCH_BASELINE = "baseline-1"
-"""Incidents opened from here on take the new path of every patch above with this one marker:
-each patch marker also upserts the TemporalChangeVersion search attribute, a visibility write
-per patch per incident. A patch added later is checked on its own, as before."""
 LOOKUP_FAILED = (ActivityError, ApplicationError)
 """How a failed read reaches the workflow: a queued activity's failure as an ActivityError
 wrapping the activity's error, a local activity's as that error itself."""
@@ -287,7 +280,7 @@ class IncidentWorkflow:
                     timeout=until - workflow.now() + HOLD_FALLBACK_AFTER,
                     timeout_summary=f"held by maintenance until {_clock_time(until)}",
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             if self.released or self.state == "resolved":
                 break
@@ -362,7 +355,7 @@ class IncidentWorkflow:
                 timeout=timeout,
                 timeout_summary=self._wait_summary(moment),
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def _time_for_a_new_run(self) -> bool:
@@ -1290,7 +1283,7 @@ class IncidentWorkflow:
                             timeout=due - workflow.now(),
                             timeout_summary=f"{message.person}: contact step {step} via {rule.via}",
                         )
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                 if not self._still_wanted(paging_round):
                     return
@@ -1395,7 +1388,7 @@ class IncidentWorkflow:
                         timeout=retry_in,
                         timeout_summary=f"retry {channel} to {message.person}",
                     )
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         return "failed"
 

@@ -4,18 +4,19 @@ ends (on time, or ended early) the ones still open page their current tier."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.durations import format_duration
+    from workflows.errors import Rejected, reason
     from workflows.model import (
         EXTEND_SIGNAL,
+        HOLD_SIGNAL,
         LOAD_POLICY_ACTIVITY,
+        POLICY_RETRY,
         RELEASE_SIGNAL,
         MaintenanceEnd,
         MaintenanceRequest,
@@ -23,13 +24,10 @@ with workflow.unsafe.imports_passed_through():
         PolicyRef,
         workflow_id,
     )
+    from workflows.patches import PATCH_EXTEND_HELD, PATCH_IDLE_EXIT
     from workflows.policy import PolicySnapshot
 
 MAX_WINDOW = timedelta(days=7)
-PATCH_EXTEND_HELD = "maintenance-extend-held"
-"""Extending a window tells the incidents it holds (histories recorded before replay unchanged)."""
-PATCH_IDLE_EXIT = "maintenance-idle-exit"
-"""A start whose first window was refused ends, rather than wait for a window for ever."""
 FIRST_WINDOW_WAIT = timedelta(minutes=1)
 
 
@@ -52,7 +50,7 @@ class MaintenanceWorkflow:
                     await workflow.wait_condition(
                         lambda: self.window is not None, timeout=FIRST_WINDOW_WAIT, timeout_summary="waiting for the first window"
                     )
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if self.window is None and self.beginning == 0:
                         return None  # the start was refused (unknown policy, too long): nothing to keep
         else:
@@ -69,7 +67,7 @@ class MaintenanceWorkflow:
                         timeout_summary=f"maintenance of {self.window.policy} until {self.window.until:%H:%M UTC}",
                     )
                     continue
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             break
         # Over: every incident held meanwhile pages its tier now.
@@ -98,14 +96,11 @@ class MaintenanceWorkflow:
                 PolicyRef(name=request.policy),
                 result_type=PolicySnapshot,
                 start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=["UnknownPolicy", "InvalidPolicy"]),
+                retry_policy=POLICY_RETRY,
                 summary=f"load policy {request.policy}",
             )
         except ActivityError as err:
-            cause = err.cause
-            raise ApplicationError(
-                str(getattr(cause, "message", cause)), "policy", type="Rejected", non_retryable=True
-            ) from None
+            raise Rejected(reason(err), field="policy") from None
         now = workflow.now()
         until = now + request.duration
         if self.window is not None and self.window.until > until:
@@ -128,15 +123,13 @@ class MaintenanceWorkflow:
     @begin.validator
     def _validate_begin(self, request: MaintenanceRequest) -> None:
         if not timedelta(0) < request.duration <= MAX_WINDOW:
-            raise ApplicationError(
+            raise Rejected(
                 f"a maintenance window of {format_duration(request.duration)}: give between 1s and "
                 f"{format_duration(MAX_WINDOW)}, e.g. --for 2h",
-                "for",
-                type="Rejected",
-                non_retryable=True,
+                field="for",
             )
         if self.window is not None and self.window.ended_by:
-            raise ApplicationError("this window has just ended: start a new one in a moment", type="Rejected", non_retryable=True)
+            raise Rejected("this window has just ended: start a new one in a moment")
 
     @workflow.update
     def end(self, request: MaintenanceEnd) -> MaintenanceWindow:
@@ -149,9 +142,9 @@ class MaintenanceWorkflow:
     @end.validator
     def _validate_end(self, request: MaintenanceEnd) -> None:
         if self.window is None or self.window.ended_by:
-            raise ApplicationError(f"no maintenance window is on for policy {self.policy!r}", type="Rejected", non_retryable=True)
+            raise Rejected(f"no maintenance window is on for policy {self.policy!r}")
 
-    @workflow.signal(name="hold")
+    @workflow.signal(name=HOLD_SIGNAL)
     def hold(self, key: str) -> None:
         """An incident opened during the window, waiting to page when it ends."""
         if key not in self.held:
@@ -163,6 +156,3 @@ class MaintenanceWorkflow:
             return None
         return self.window.model_copy(update={"held": list(self.held)})
 
-
-def window_is_on(window: MaintenanceWindow | None, now: datetime) -> bool:
-    return window is not None and not window.ended_by and window.until > now

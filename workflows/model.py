@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,9 +19,11 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from temporalio.common import RetryPolicy
 
 from workflows.decisions import AckClock, Pause, TierClock
 from workflows.durations import Duration
+from workflows.errors import POLICY_FAILURES
 from workflows.policy import PolicyName, PolicySnapshot, Priority
 
 TASK_QUEUE = "escalations"
@@ -34,10 +36,22 @@ RELEASE_SIGNAL = "maintenance_over"
 """What a policy's maintenance workflow signals to the incidents it held when the window ends."""
 EXTEND_SIGNAL = "maintenance_extended"
 """What it signals to them, with the new end, when the window is extended."""
+HOLD_SIGNAL = "hold"
+"""What an incident opened during a window signals to the policy's maintenance workflow."""
+POLICY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=list(POLICY_FAILURES),
+)
+"""How a workflow reads a policy: a few attempts for a worker's passing trouble, none when the
+policy is unknown or does not load."""
 
 
 def maintenance_id(policy: str) -> str:
     return f"maintenance-{policy}"
+
+
 REPORTER = "reporter"
 """The ``person`` of messages to the incident's reporter (an email address, not a directory entry)."""
 LOG_CHANNEL = "log"
@@ -67,9 +81,19 @@ def _check_email(value: str) -> str:
     if len(value) > 320 or not _EMAIL.match(value):
         raise ValueError(f"{value!r} is not an email address: write e.g. customer@example.com")
     return value
+
+
+MAX_NOTE = 10_000
+"""The longest note, reason or resolution, in characters. Unbounded, one responder's pasted log
+could push the incident's final status past Temporal's 2 MB payload limit, and the incident could
+then never close (its completion refused every time)."""
+MAX_NOTES_TOTAL = 500_000
+"""All of an incident's notes together, in characters: notes are never folded away, and what a
+run carries must stay well inside Temporal's 2 MB payload limit."""
+
 Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
-OptionalNote = Annotated[str, StringConstraints(max_length=10_000)] | None
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NOTE)]
+OptionalNote = Annotated[str, StringConstraints(max_length=MAX_NOTE)] | None
 """The note of an ack or resume in an HTTP body: as long as a note may be. (The workflow's own
 AckRequest and ResumeRequest keep taking any length, so that histories with longer notes still
 replay; the incident's update validators refuse new ones.)"""

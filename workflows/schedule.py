@@ -14,7 +14,7 @@ schedule is part of the policy snapshot in the history, so replay and review kno
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -167,13 +167,13 @@ class OnCall(BaseModel):
 
 def on_call(schedule: Schedule, moment: datetime) -> OnCall:
     """Who is on call at ``moment``: an override, else the latest layer that has someone."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     zone = schedule.zone
     for override in schedule.overrides:
         if override.starts <= moment < override.ends:
             return OnCall(
                 schedule=schedule.schedule, at=moment, who=override.who, layer="override", override=True,
-                until=override.ends.astimezone(timezone.utc),
+                until=override.ends.astimezone(UTC),
             )
     for index in range(len(schedule.layers) - 1, -1, -1):
         layer = schedule.layers[index]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from workflows.model import TimelineEvent
 
-
 CARRIED_TIMELINE_LIMIT = 3_000
 """Timeline entries a new run carries at most (about 150 bytes each): an incident open for
 months with hourly reminders would otherwise carry megabytes, and past Temporal's 2 MB payload
