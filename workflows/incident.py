@@ -929,17 +929,17 @@ class IncidentWorkflow:
         mark = len(self.timeline)
         async with self.lock:
             self._validate_note(request)
-            self._record("noted", tier=self.tier, who=request.by, detail=request.text)
+            self._record("noted", tier=self.tier, who=request.by, detail=request.note)
             return self._status(since=mark)
 
     @note.validator
     def _admit_note(self, request: NoteRequest) -> None:
         written = sum(len(event.detail) for event in self.timeline if event.kind == "noted")
-        if written + len(request.text) > MAX_NOTES_TOTAL:
+        if written + len(request.note) > MAX_NOTES_TOTAL:
             raise Rejected(
                 f"this incident's notes are full ({written} characters; the limit is {MAX_NOTES_TOTAL}, "
                 "so that the incident stays within Temporal's limits): put the rest in a linked document",
-                field="text",
+                field="note",
             )
         self._validate_note(request)
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -319,7 +320,8 @@ class MaintenanceWindow(_Model):
 
 class NoteRequest(_Model):
     by: Who
-    text: Text
+    note: Text = Field(validation_alias=AliasChoices("note", "text"))
+    """Called ``text`` by incidents before 2026-12 (their histories still decode)."""
 
 
 class PriorityRequest(_Model):
