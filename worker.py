@@ -62,7 +62,10 @@ class _SharedCodeLoader(importlib.machinery.SourceFileLoader):
         key = (fullname, self.path)
         code = self._cache.get(key)
         if code is None:
-            code = self._cache[key] = super().get_code(fullname)
+            compiled = super().get_code(fullname)
+            if compiled is None:  # a source file always compiles to code (or raises)
+                raise ImportError(f"no code for {fullname} in {self.path}")
+            code = self._cache[key] = compiled
         return code
 
 

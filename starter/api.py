@@ -37,7 +37,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from escalate.logs import get_logger
 from escalate.temporal import connect, unreachable_message
 from workflows import search
-from workflows.incident import PATCH_BASELINE, IncidentWorkflow
+from workflows.incident import IncidentWorkflow
+from workflows.patches import PATCH_BASELINE
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.model import (
     TASK_QUEUE,

@@ -402,9 +402,9 @@ def build_review(status: IncidentStatus, policies: list[PolicySnapshot], check: 
 async def review_history(history: WorkflowHistory, source: str, workflows: list[type] | None = None) -> Review:
     """Replay the history and review the incident; the review says whether the replay held."""
     check, instance = await replay(history, workflows)
-    if instance is None or not instance.timeline:
+    if instance is None or not instance.incident.timeline:
         raise ReviewNotPossible(f"{source}: the history could not be replayed far enough to review: {check.message}")
-    return build_review(instance.get_status(), list(instance.policies_in_force), check, source)
+    return build_review(instance.get_status(), list(instance.incident.policies_in_force), check, source)
 
 
 def whole_timeline(instances: list[Any]) -> list[TimelineEvent]:
@@ -415,7 +415,7 @@ def whole_timeline(instances: list[Any]) -> list[TimelineEvent]:
     for instance in instances:
         carried = instance.request.carried
         handed = list(carried.timeline) if carried is not None else []
-        timeline = list(instance.timeline)
+        timeline = list(instance.incident.timeline)
         same = 0
         while same < min(len(handed), len(timeline)) and handed[same] == timeline[same]:
             same += 1
@@ -454,7 +454,7 @@ async def review_incident(client: Client, key: str) -> Review:
         instances = [instance for _, instance in earlier] + [last]
         if all(instance is not None for instance in instances):
             status = last.get_status().model_copy(update={"timeline": whole_timeline(instances)})
-            review = build_review(status, list(last.policies_in_force), review.replay, review.source)
+            review = build_review(status, list(last.incident.policies_in_force), review.replay, review.source)
     failed = next((check for check, _ in earlier if not check.verified), None)
     if failed is not None:
         review.replay = failed

@@ -27,7 +27,7 @@ from escalate.settings import EXAMPLE_POLICIES, Settings
 from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations, IncidentNotFound, IncidentRejected
 from worker import create_worker
-from workflows.incident import PATCH_BASELINE
+from workflows.patches import PATCH_BASELINE
 from workflows.model import IncidentStatus, workflow_id
 
 TESTS = Path(__file__).resolve().parent

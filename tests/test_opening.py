@@ -40,7 +40,8 @@ from tests.markers import local_activities, local_activity_type, patches
 from tests.test_api import free_port
 from worker import create_worker, workflow_runner
 from workflows import search
-from workflows.incident import PATCH_BASELINE, IncidentWorkflow
+from workflows.incident import IncidentWorkflow
+from workflows.patches import PATCH_BASELINE
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.model import (
     LOAD_POLICY_ACTIVITY,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -63,7 +64,7 @@ def _parse_ranges(value: Any) -> list[tuple[time, time]]:
             raise ValueError(f"{part!r} ends before it starts: {HOURS_HINT} (use 24:00 for midnight)")
         ranges.append((start, end))
     ranges.sort()
-    for (_, end), (start, _) in zip(ranges, ranges[1:]):
+    for (_, end), (start, _) in pairwise(ranges):
         if start < end:
             raise ValueError(f"the ranges in {value!r} overlap: {HOURS_HINT}")
     return ranges

@@ -10,22 +10,19 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import lookups
     from workflows.durations import format_duration
     from workflows.errors import Rejected, reason
     from workflows.model import (
         EXTEND_SIGNAL,
         HOLD_SIGNAL,
-        LOAD_POLICY_ACTIVITY,
-        POLICY_RETRY,
         RELEASE_SIGNAL,
         MaintenanceEnd,
         MaintenanceRequest,
         MaintenanceWindow,
-        PolicyRef,
         workflow_id,
     )
     from workflows.patches import PATCH_EXTEND_HELD, PATCH_IDLE_EXIT
-    from workflows.policy import PolicySnapshot
 
 MAX_WINDOW = timedelta(days=7)
 FIRST_WINDOW_WAIT = timedelta(minutes=1)
@@ -55,21 +52,8 @@ class MaintenanceWorkflow:
                         return None  # the start was refused (unknown policy, too long): nothing to keep
         else:
             await workflow.wait_condition(lambda: self.window is not None)
-        while True:
-            assert self.window is not None
-            seen = self.revision
-            timeout = self.window.until - workflow.now()
-            if timeout > timedelta(0) and not self.window.ended_by:
-                try:
-                    await workflow.wait_condition(
-                        lambda: self.revision != seen,
-                        timeout=timeout,
-                        timeout_summary=f"maintenance of {self.window.policy} until {self.window.until:%H:%M UTC}",
-                    )
-                    continue
-                except TimeoutError:
-                    pass
-            break
+        while await self._changed_before_the_end():
+            pass  # extended or ended early: wait for the window's new end
         # Over: every incident held meanwhile pages its tier now.
         for key in self.held:
             try:
@@ -79,6 +63,20 @@ class MaintenanceWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         assert self.window is not None
         return self.window
+
+    async def _changed_before_the_end(self) -> bool:
+        """Wait for the window's end; True when it changed before (extended, ended early)."""
+        window, seen = self.window, self.revision
+        assert window is not None
+        timeout = window.until - workflow.now()
+        if timeout <= timedelta(0) or window.ended_by:
+            return False
+        try:
+            summary = f"maintenance of {window.policy} until {window.until:%H:%M UTC}"
+            await workflow.wait_condition(lambda: self.revision != seen, timeout=timeout, timeout_summary=summary)
+        except TimeoutError:
+            return False
+        return True
 
     @workflow.update
     async def begin(self, request: MaintenanceRequest) -> MaintenanceWindow:
@@ -91,14 +89,7 @@ class MaintenanceWorkflow:
 
     async def _begin(self, request: MaintenanceRequest) -> MaintenanceWindow:
         try:  # a window for a policy that does not exist would hold nothing, silently
-            await workflow.execute_activity(
-                LOAD_POLICY_ACTIVITY,
-                PolicyRef(name=request.policy),
-                result_type=PolicySnapshot,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=POLICY_RETRY,
-                summary=f"load policy {request.policy}",
-            )
+            await lookups.policy(request.policy, local=False)
         except ActivityError as err:
             raise Rejected(reason(err), field="policy") from None
         now = workflow.now()

@@ -1,12 +1,13 @@
-"""What each kind of message is: whether it pages a tier, whether it offers the one-click ack,
-whether it should wake anybody, and how the Temporal UI names it. The incident, the link
-maker and the channels all read this one table."""
+"""What each kind of message is (whether it pages a tier, whether it offers the one-click ack,
+whether it should wake anybody, how the Temporal UI names it), and what a message says when the
+incident sends it. The incident, the link maker and the channels all read this one table."""
 
 from __future__ import annotations
 
 from typing import NamedTuple, get_args
 
-from workflows.model import MessageKind
+from workflows.incident_state import IncidentState
+from workflows.model import IncidentRequest, MessageKind, Notification
 
 
 class MessageTraits(NamedTuple):
@@ -40,3 +41,44 @@ assert set(MESSAGE_KINDS) == set(get_args(MessageKind)), "every message kind has
 
 def traits(kind: MessageKind) -> MessageTraits:
     return MESSAGE_KINDS[kind]
+
+
+MAX_TRIED_IN_MESSAGE = 10
+"""A message names at most this many of the tiers tried before (the latest, after a count of the
+earlier ones): a policy repeating for weeks would otherwise put hundreds in every page, and into
+every notification's activity input in the history."""
+
+
+def compose(kind: MessageKind, person: str, incident: IncidentState, request: IncidentRequest, *, reason: str = "") -> Notification:
+    """The message of ``kind`` to ``person``, as the incident stands now: its number is the
+    incident's notification count, which keeps the idempotency key the same across retries."""
+    policy = incident.policy
+    return Notification(
+        idempotency_key=f"{request.key}/{incident.notification_count}/{person}",
+        kind=kind,
+        incident_key=request.key,
+        policy=policy.name,
+        priority=incident.priority,
+        summary=request.summary,
+        person=person,
+        channel="",
+        address="",
+        tier=incident.tier,
+        tier_name=policy.tier_name(incident.tier),
+        tier_count=policy.tier_count,
+        ack_by=incident.clock.deadline if incident.clock is not None else None,
+        tried=latest_tries(incident.tried),
+        reason=reason,
+        next_step=incident.next_tier_phrase().removeprefix(" to "),
+        reporter=request.reporter,
+        acknowledged_by=incident.acknowledged_by,
+        resolved_by=incident.resolved_by,
+        resolution=incident.resolution,
+    )
+
+
+def latest_tries(tried: list[str]) -> list[str]:
+    if len(tried) <= MAX_TRIED_IN_MESSAGE:
+        return list(tried)
+    shown = MAX_TRIED_IN_MESSAGE - 1
+    return [f"{len(tried) - shown} earlier tiers", *tried[-shown:]]

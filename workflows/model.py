@@ -22,10 +22,14 @@ from pydantic import (
 )
 from temporalio.common import RetryPolicy
 
-from workflows.decisions import AckClock, Pause, TierClock
 from workflows.durations import Duration
 from workflows.errors import POLICY_FAILURES
-from workflows.policy import PolicyName, PolicySnapshot, Priority
+from workflows.incident_state import IncidentState
+from workflows.incident_state import IncidentStatus as IncidentStatus  # re-exported, as the next three
+from workflows.incident_state import Status as Status
+from workflows.policy import PolicyName, Priority
+from workflows.timeline import EventKind as EventKind
+from workflows.timeline import TimelineEvent as TimelineEvent
 
 TASK_QUEUE = "escalations"
 WORKFLOW_ID_PREFIX = "incident-"
@@ -99,33 +103,6 @@ OptionalNote = Annotated[str, StringConstraints(max_length=MAX_NOTE)] | None
 AckRequest and ResumeRequest keep taking any length, so that histories with longer notes still
 replay; the incident's update validators refuse new ones.)"""
 
-Status = Literal["triggered", "acknowledged", "snoozed", "waiting", "resolved"]
-EventKind = Literal[
-    "triggered",
-    "repeated",
-    "notified",
-    "notify_failed",
-    "reminded",
-    "escalated",
-    "skipped",
-    "exhausted",
-    "acknowledged",
-    "ack_expired",
-    "noted",
-    "reassigned",
-    "snoozed",
-    "woke",
-    "held",
-    "released",
-    "waiting",
-    "resumed",
-    "priority_changed",
-    "sla_breached",
-    "sla_reason",
-    "unreachable",
-    "folded",
-    "resolved",
-]
 MessageKind = Literal[
     "page",
     "reminder",
@@ -175,8 +152,9 @@ class IncidentRequest(NewIncident):
 
     request_id: str = ""
     """Set by the starter; tells the first trigger (which created the incident) from repeats."""
-    carried: CarriedState | None = None
-    """The state of the incident so far, when a long-lived incident continues as a new run."""
+    carried: IncidentState | None = None
+    """The state of the incident so far, when a long-lived incident continues as a new run (only
+    the incident's own continue-as-new may send it: a new incident refuses one)."""
     history_limit: int | None = None
     """Continue as a new run once the history has this many events (default: the workflow's)."""
     baseline: str | None = None
@@ -184,56 +162,6 @@ class IncidentRequest(NewIncident):
     that baseline's paths without recording the patch marker, whose upsert of the
     TemporalChangeVersion search attribute costs the server a visibility write per incident.
     (Workers must be upgraded before the starters that send it.)"""
-
-
-class TimelineEvent(_Model):
-    at: datetime
-    kind: EventKind
-    tier: int | None = None
-    who: str | None = None
-    detail: str = ""
-    channel: str | None = None
-    due_at: datetime | None = None
-    """When the step was due, for the steps a timer drives (reminders, escalations, SLA)."""
-    policy: str | None = None
-    """The policy the incident is under from this event on (on triggered and reassigned)."""
-
-
-class IncidentStatus(_Model):
-    """The status JSON of the contract (``escalate status --json``, ``GET /v1/incidents/{key}``)."""
-
-    key: str
-    policy: str
-    priority: str
-    status: Status
-    tier: int
-    tier_name: str
-    owners: list[str]
-    acknowledged_by: str | None
-    resolve_by: datetime | None
-    sla_breached: bool
-    timeline: list[TimelineEvent]
-    sla_reason: str | None = None
-    summary: str = ""
-    details: dict[str, Any] = Field(default_factory=dict)
-    reporter: str | None = None
-    tier_count: int = 0
-    round: int = 0
-    exhausted: bool = False
-    next_reminder_at: datetime | None = None
-    next_escalation_at: datetime | None = None
-    snoozed_until: datetime | None = None
-    waiting_since: datetime | None = None
-    """Set while waiting on the customer: escalation and the SLA clock are stopped."""
-    held_until: datetime | None = None
-    """Set while the policy's maintenance window holds this incident back: it pages nobody."""
-    ack_expires_at: datetime | None = None
-    """When the acknowledgement runs out (policies with ack_timeout), unless resolved first."""
-    occurrences: int = 1
-    triggered_at: datetime | None = None
-    resolved_at: datetime | None = None
-    resolved_by: str | None = None
-    resolution: str | None = None
 
 
 class OccurrenceBatch(_Model):
@@ -368,38 +296,3 @@ class PolicyRef(_Model):
     name: PolicyName
 
 
-class CarriedState(_Model):
-    """Everything an incident knows, handed from one run to the next by continue-as-new, so
-    that a long-lived incident tells one story across runs."""
-
-    priority: str
-    snapshot: PolicySnapshot
-    policies_in_force: list[PolicySnapshot]
-    state: Status
-    tier: int
-    round: int
-    clock: TierClock | None
-    exhausted: bool
-    triggered_at: datetime
-    resolve_by: datetime | None
-    sla_breached: bool
-    sla_reason: str | None
-    snoozed_until: datetime | None
-    pause: Pause | None
-    paused_clock: TierClock | None
-    status_before_wait: Status
-    acknowledged_by: str | None
-    acknowledged_at: datetime | None
-    occurrences: int
-    tried: list[str]
-    timeline: list[TimelineEvent]
-    notification_count: int
-    paged_people: list[str]
-    runs: int
-    ack_clock: AckClock | None = None
-    tier_people_now: list[str] = Field(default_factory=list)
-    skipped_in_a_row: int = 0
-    counted_requests: list[str] = Field(default_factory=list)
-
-
-IncidentRequest.model_rebuild()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -391,7 +392,7 @@ class Person(_Strict):
                     f"rules[{index}] goes via {rule.via!r}, but this person has no {rule.via} address: "
                     f"use one of {', '.join(have)}, or add a {rule.via}: address"
                 )
-        if any(later.after < earlier.after for earlier, later in zip(self.rules, self.rules[1:])):
+        if any(later.after < earlier.after for earlier, later in pairwise(self.rules)):
             raise ValueError("rules must be in the order they happen: each after: no earlier than the one before")
         return self
 

@@ -4,7 +4,11 @@ e.g. ``IncidentStatus="triggered" AND Tier>=2``. Registered by ``escalate dev``,
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
+
+from workflows.incident_state import IncidentState
 
 INCIDENT_KEY = SearchAttributeKey.for_keyword("IncidentKey")
 POLICY = SearchAttributeKey.for_keyword("Policy")
@@ -21,15 +25,28 @@ ALL = (INCIDENT_KEY, POLICY, PRIORITY, STATUS, TIER, ACKNOWLEDGED_BY, SLA_BREACH
 Values = dict[str, object]
 
 
-def changes(previous: Values, current: Values) -> list[SearchAttributeUpdate]:
+def changes(previous: Values, current: Values) -> list[SearchAttributeUpdate[Any]]:
     """The upserts that bring the published attributes from ``previous`` to ``current``
     (only what changed: each upsert is an event in the history)."""
-    updates: list[SearchAttributeUpdate] = []
+    updates: list[SearchAttributeUpdate[Any]] = []
     for key in ALL:
         if key.name in current and previous.get(key.name) != current[key.name]:
             value = current[key.name]
             updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[arg-type]
     return updates
+
+
+def values_for(key: str, incident: IncidentState) -> Values:
+    """The attributes of an incident as it stands."""
+    return {
+        INCIDENT_KEY.name: key,
+        POLICY.name: incident.policy.name,
+        PRIORITY.name: incident.priority,
+        STATUS.name: incident.state,
+        TIER.name: incident.tier,
+        ACKNOWLEDGED_BY.name: incident.acknowledged_by,
+        SLA_BREACHED.name: incident.sla_breached,
+    }
 
 
 def at_start(key: str, policy: str, priority: str) -> TypedSearchAttributes:
@@ -50,4 +67,18 @@ def at_start(key: str, policy: str, priority: str) -> TypedSearchAttributes:
 
 def values_of(attributes: TypedSearchAttributes) -> Values:
     """The incident attributes among ``attributes`` (what a run already has published)."""
-    return {key.name: attributes.get(key) for key in ALL if key in attributes}
+    return {key.name: value for key in ALL if (value := attributes.get(key)) is not None}
+
+
+class Published:
+    """The search attributes as the server has them for one run, to upsert only what changed."""
+
+    def __init__(self, values: Values) -> None:
+        self.values = values
+
+    def changes_to(self, current: Values) -> list[SearchAttributeUpdate[Any]]:
+        """The upserts that bring the server to ``current`` (remembered as published)."""
+        updates = changes(self.values, current)
+        if updates:
+            self.values = current
+        return updates

@@ -1,8 +1,56 @@
-"""How much of an incident's story a new run carries (continue-as-new), as a pure function."""
+"""The timeline: the ordered record of what happened to an incident, and how much of it a new
+run carries (continue-as-new), as a pure function."""
 
 from __future__ import annotations
 
-from workflows.model import TimelineEvent
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+EventKind = Literal[
+    "triggered",
+    "repeated",
+    "notified",
+    "notify_failed",
+    "reminded",
+    "escalated",
+    "skipped",
+    "exhausted",
+    "acknowledged",
+    "ack_expired",
+    "noted",
+    "reassigned",
+    "snoozed",
+    "woke",
+    "held",
+    "released",
+    "waiting",
+    "resumed",
+    "priority_changed",
+    "sla_breached",
+    "sla_reason",
+    "unreachable",
+    "folded",
+    "resolved",
+]
+
+
+class TimelineEvent(BaseModel):
+    """One step of an incident's story: what happened, when, at which tier, to or by whom."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime
+    kind: EventKind
+    tier: int | None = None
+    who: str | None = None
+    detail: str = ""
+    channel: str | None = None
+    due_at: datetime | None = None
+    """When the step was due, for the steps a timer drives (reminders, escalations, SLA)."""
+    policy: str | None = None
+    """The policy the incident is under from this event on (on triggered and reassigned)."""
 
 CARRIED_TIMELINE_LIMIT = 3_000
 """Timeline entries a new run carries at most (about 150 bytes each): an incident open for
