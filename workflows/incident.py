@@ -73,7 +73,7 @@ class IncidentWorkflow:
         self.rejection: str | None = None
         self.rejection_field: str | None = None
         if request.carried is not None and self.continuing:
-            self.incident = request.carried
+            self.incident = request.carried.model_copy(deep=True)  # the request keeps what was handed over
         elif request.carried is not None:
             # A state sent with a new incident would open it with no page and no story, and
             # could name addresses of its own for the worker to call.

@@ -56,8 +56,8 @@ class _Changes(IncidentWorkflow):
 
     def _escalate_on_timeout(self) -> None:
         if self.audit and self._take(AUDIT_PATCH):
-            assert self.clock is not None
-            asyncio.create_task(self._audit(self.clock.tier))  # the new activity, as the window ends
+            assert self.incident.clock is not None
+            asyncio.create_task(self._audit(self.incident.clock.tier))  # the new activity, as the window ends
         super()._escalate_on_timeout()
 
     async def _audit(self, tier: int) -> None:
