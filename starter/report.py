@@ -8,7 +8,7 @@ from html import escape
 from typing import Literal
 
 from starter.review import PolicyReport, Review, TierStint
-from workflows.durations import format_duration
+from workflows.durations import format_duration, format_time
 
 Format = Literal["md", "html", "json"]
 
@@ -23,9 +23,6 @@ def render(review: Review, fmt: Format) -> str:
 
 # ── words ────────────────────────────────────────────────────────────────────────────────────
 
-
-def _time(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
 def _span(value: timedelta | None) -> str:
@@ -42,10 +39,10 @@ def _sla_line(review: Review) -> str:
         return "no resolution SLA"
     if sla.breached:
         why = f" Reason given: {sla.reason}" if sla.reason else " No reason given yet."
-        return f"BREACHED: due {_time(sla.resolve_by)}, breached at {_time(sla.breached_at)}.{why}"
+        return f"BREACHED: due {format_time(sla.resolve_by)}, breached at {format_time(sla.breached_at)}.{why}"
     if sla.met:
-        return f"met: resolved before {_time(sla.resolve_by)}"
-    return f"open, due {_time(sla.resolve_by)}"
+        return f"met: resolved before {format_time(sla.resolve_by)}"
+    return f"open, due {format_time(sla.resolve_by)}"
 
 
 def _verdict(review: Review) -> str:
@@ -55,7 +52,7 @@ def _verdict(review: Review) -> str:
 def _stint_row(stint: TierStint) -> list[str]:
     return [
         f"{stint.policy} {stint.tier} ({stint.tier_name})",
-        _time(stint.started_at),
+        format_time(stint.started_at),
         _span(stint.held_for) if stint.ended_at else "still holding",
         stint.ended_by,
         ", ".join(stint.paged) or "-",
@@ -72,9 +69,9 @@ def _timeline_row(review: Review, index: int) -> list[str]:
     event = review.timeline[index]
     late = ""
     if event.due_at is not None and event.at - event.due_at >= timedelta(seconds=1):
-        late = f" (due {_time(event.due_at)}, {_span(event.at - event.due_at)} late)"
+        late = f" (due {format_time(event.due_at)}, {_span(event.at - event.due_at)} late)"
     return [
-        _time(event.at),
+        format_time(event.at),
         event.kind,
         str(event.tier or ""),
         event.who or "",
@@ -88,10 +85,10 @@ def _facts(review: Review) -> list[tuple[str, str]]:
         ("Incident", f"{review.key}: [{review.priority}] {review.summary}"),
         ("Policy", review.policy + (f" (after {', '.join(p.name for p in review.policies[:-1])})" if len(review.policies) > 1 else "")),
         ("Status", review.status),
-        ("Triggered", _time(review.triggered_at) + (f", seen {review.occurrences} times" if review.occurrences > 1 else "")),
-        ("Acknowledged", f"{_time(review.acknowledged_at)} by {review.acknowledged_by}" if review.acknowledged_by else "never"),
+        ("Triggered", format_time(review.triggered_at) + (f", seen {review.occurrences} times" if review.occurrences > 1 else "")),
+        ("Acknowledged", f"{format_time(review.acknowledged_at)} by {review.acknowledged_by}" if review.acknowledged_by else "never"),
         ("Time to acknowledge", _span(review.time_to_acknowledge)),
-        ("Resolved", f"{_time(review.resolved_at)} by {review.resolved_by}: {review.resolution}" if review.resolved_by else "not yet"),
+        ("Resolved", f"{format_time(review.resolved_at)} by {review.resolved_by}: {review.resolution}" if review.resolved_by else "not yet"),
         ("Time to resolve", _span(review.time_to_resolve)),
         ("Escalations", str(review.escalations)),
         ("Tiers paged", "; ".join(review.tiers_paged) or "-"),
@@ -208,7 +205,7 @@ def timeline_svg(review: Review, width: int = 960) -> str:
         parts.append(f'<line x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{axis_y}" class="grid"/>')
         parts.append(f'<text x="{tx:.1f}" y="{axis_y + 14}" class="tick">+{escape(format_duration(tick))}</text>')
         tick += step
-    parts.append(f'<text x="{label_width}" y="{axis_y + 30}" class="tick">from {escape(_time(start))}</text>')
+    parts.append(f'<text x="{label_width}" y="{axis_y + 30}" class="tick">from {escape(format_time(start))}</text>')
 
     policy = review.policies[0].name if review.policies else review.policy
     for stint in review.stints:
@@ -244,7 +241,7 @@ def timeline_svg(review: Review, width: int = 960) -> str:
             policy = event.policy
         lane = lane_of(policy, event.tier)
         cx = x(event.at)
-        title = escape(f"{_time(event.at)} {event.kind} {event.who or ''}: {event.detail}")
+        title = escape(f"{format_time(event.at)} {event.kind} {event.who or ''}: {event.detail}")
         if lane is not None:
             cy = top + lane * lane_height + lane_height / 2
             if event.kind in ("notified", "notify_failed"):
@@ -357,7 +354,7 @@ def render_policy_report(report: PolicyReport, fmt: Format) -> str:
         ["SLA breaches", f"{report.sla_breaches} ({rate})"],
         ["busiest responders", ", ".join(f"{who} ({count})" for who, count in report.busiest_responders) or "-"],
     ]
-    title = f"Incidents of {report.policy or 'every policy'} since {_time(report.since)}"
+    title = f"Incidents of {report.policy or 'every policy'} since {format_time(report.since)}"
     if fmt == "html":
         return (
             '<!DOCTYPE html>\n<html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head><meta charset="utf-8"/>'

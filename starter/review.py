@@ -37,6 +37,7 @@ from temporalio.worker import (
 )
 
 from escalate.temporal import data_converter
+from workflows.durations import format_time
 from workflows.incident import IncidentWorkflow
 from workflows.model import IncidentRequest, IncidentStatus, TimelineEvent, workflow_id
 from workflows.policy import PolicySnapshot
@@ -115,7 +116,7 @@ def _describe_event(history: WorkflowHistory, event_id: int) -> str:
                 detail = f" (activity {event.activity_task_scheduled_event_attributes.activity_type.name})"
             elif event.HasField("timer_started_event_attributes"):
                 detail = f" (timer {event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()})"
-            at = event.event_time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            at = format_time(event.event_time.ToDatetime(tzinfo=UTC))
             return f"event {event_id}, {kind}{detail}, recorded at {at}"
     return f"event {event_id}"
 
