@@ -589,7 +589,7 @@ def _dev_settings(api_port: int, metrics_port: int | None) -> Settings:
     settings = get_settings()
     if metrics_port is not None:
         settings = settings.model_copy(update={"metrics_addr": f"127.0.0.1:{metrics_port}"})
-    if "ESCALATE_API_URL" not in os.environ:
+    if "api_url" not in settings.model_fields_set:  # ESCALATE_API_URL not given: links point at this API
         settings = settings.model_copy(update={"api_url": f"http://127.0.0.1:{api_port}"})
     served_metrics_port = int(settings.metrics_addr.rsplit(":", 1)[1])
     for taken, flag in ((api_port, "--api-port"), (served_metrics_port, "--metrics-port")):
