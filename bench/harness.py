@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -423,7 +423,3 @@ def utc(seconds: float) -> datetime:
 def event_seconds(event: Any) -> float:
     """A history event's time as Unix seconds."""
     return float(event.event_time.seconds + event.event_time.nanos / 1e9)
-
-
-def seconds_between(later: datetime, earlier: datetime) -> float:
-    return (later - earlier) / timedelta(seconds=1)
