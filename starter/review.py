@@ -564,7 +564,8 @@ def summarise(incidents: list[IncidentStatus], policy: str | None, since: dateti
 
 
 async def incidents_since(client: Client, since: datetime, policy: str | None) -> list[IncidentStatus]:
-    """Every incident started since ``since`` (open or closed), optionally of one policy."""
+    """Every incident started since ``since``, still running or completed (not failed or
+    terminated), optionally of one policy."""
     from starter.api import Escalations, IncidentNotFound, IncidentRejected
 
     escalations = Escalations(client)
