@@ -21,9 +21,11 @@ from activities.channels import (
 )
 from activities.messages import TemplateProblem, Templates
 from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy
-from escalate.links import link_url, make_token
+from escalate.links import LinkAction, link_url, make_token
 from escalate.logs import get_logger
 from escalate.settings import Settings
+from workflows.errors import DELIVERY_FAILED, INVALID_POLICY, PERMANENT_DELIVERY_FAILURE, UNKNOWN_POLICY
+from workflows.message_kinds import traits
 from workflows.metrics import NOTIFICATIONS, NOTIFICATIONS_HELP
 from workflows.model import (
     LOAD_POLICY_ACTIVITY,
@@ -43,7 +45,7 @@ from workflows.policy import CHANNELS, PolicySnapshot
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """The channels this worker can send on; the others answer ``not_configured``."""
     channels: dict[str, Channel] = {
-        LOG_CHANNEL: LogChannel(LOG_CHANNEL, ""),
+        LOG_CHANNEL: LogChannel(LOG_CHANNEL),
         "webhook": WebhookChannel(
             settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
             settings.webhook_timeout_seconds,
@@ -105,10 +107,10 @@ class EscalationActivities:
         try:
             snapshot = await asyncio.to_thread(self.store.load, ref.name)
         except UnknownPolicy as err:
-            raise ApplicationError(str(err), type="UnknownPolicy", non_retryable=True) from None
+            raise ApplicationError(str(err), type=UNKNOWN_POLICY, non_retryable=True) from None
         except PolicyError as err:
             raise ApplicationError(
-                f"policy {ref.name!r} does not load: {err}", type="InvalidPolicy", non_retryable=True
+                f"policy {ref.name!r} does not load: {err}", type=INVALID_POLICY, non_retryable=True
             ) from None
         return snapshot.model_copy(update={"channels_off": dict(self.channels_off)})
 
@@ -122,7 +124,7 @@ class EscalationActivities:
         try:
             message = self.templates.render(note, **self.links_for(note))
         except TemplateProblem as err:
-            raise ApplicationError(str(err), type="PermanentDeliveryFailure", non_retryable=True) from None
+            raise ApplicationError(str(err), type=PERMANENT_DELIVERY_FAILURE, non_retryable=True) from None
         try:
             delivery = await channel.send(note, message)
         except ApplicationError as err:
@@ -134,7 +136,7 @@ class EscalationActivities:
             reason = str(err) or type(err).__name__
             log.warning("notification failed", error=reason, kind=type(err).__name__, idempotency_key=note.idempotency_key)
             _count(note.channel, "failed")
-            raise ApplicationError(reason, type="DeliveryFailed") from None
+            raise ApplicationError(reason, type=DELIVERY_FAILED) from None
         log.debug("notification sent", outcome=delivery.outcome, idempotency_key=note.idempotency_key)
         _count(note.channel, delivery.outcome)
         return delivery
@@ -143,13 +145,11 @@ class EscalationActivities:
         """One-click acknowledge/resolve links for responders, when links are configured."""
         if self.link_secret is None or note.person == REPORTER or note.kind == "resolved":
             return {}
-        links = {
+        actions: tuple[LinkAction, ...] = ("ack", "resolve") if traits(note.kind).offers_ack else ("resolve",)
+        return {
             f"{action}_link": link_url(self.api_url, make_token(self.link_secret, note.incident_key, action, note.person, self.link_ttl))
-            for action in ("ack", "resolve")
+            for action in actions
         }
-        if note.kind not in ("page", "reminder", "escalated", "unreachable", "exhausted"):
-            links.pop("ack_link")
-        return links
 
     @activity.defn(name=MAINTENANCE_ACTIVITY)
     async def maintenance_window(self, ref: PolicyRef) -> MaintenanceWindow | None:

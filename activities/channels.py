@@ -1,8 +1,12 @@
 """Channels: how a rendered message reaches one address. All network I/O of notifications is here.
 
-A channel raises ``PermanentDeliveryFailure`` when retrying cannot help (the workflow then falls
-over to the person's next channel) and any other exception for transient trouble (Temporal
-retries the activity with backoff, with the same idempotency key).
+Each call is one attempt: the notify activity runs with a single-attempt retry policy, and the
+incident workflow drives the retries itself (``_attempt_channel`` in workflows/incident.py: up to
+``decisions.NOTIFY_ATTEMPTS`` attempts with backoff, longer when the receiver sent Retry-After,
+each recorded on the timeline, the idempotency key the same on every one). A channel raises
+``PERMANENT_DELIVERY_FAILURE`` when retrying cannot help (the workflow then falls over to the
+person's next channel) and ``DELIVERY_FAILED``, or any other exception, for transient trouble
+(another attempt follows).
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import hmac
 import re
 import ssl
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -30,18 +35,20 @@ from temporalio.exceptions import ApplicationError
 
 from activities.messages import RenderedMessage
 from escalate.logs import get_logger
+from workflows.errors import DELIVERY_FAILED, PERMANENT_DELIVERY_FAILURE
+from workflows.message_kinds import traits
 from workflows.model import Delivery, Notification
 
 
 def permanent_failure(message: str) -> ApplicationError:
     """Retrying cannot help (a 404, a refused recipient): fall over to the next channel."""
-    return ApplicationError(message, type="PermanentDeliveryFailure", non_retryable=True)
+    return ApplicationError(message, type=PERMANENT_DELIVERY_FAILURE, non_retryable=True)
 
 
 def transient_failure(message: str, retry_after: float | None = None) -> ApplicationError:
     """Worth another attempt; ``retry_after`` (seconds) when the receiver asked for a pause."""
     details = [retry_after] if retry_after is not None else []
-    return ApplicationError(message, *details, type="DeliveryFailed")
+    return ApplicationError(message, *details, type=DELIVERY_FAILED)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -53,11 +60,10 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        from email.utils import parsedate_to_datetime
-
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(parsedate_to_datetime(value).tzinfo)).total_seconds())
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
 
 
 def _header(headers: object, name: str) -> str | None:
@@ -68,7 +74,8 @@ def _header(headers: object, name: str) -> str | None:
     wanted = name.lower()
     for key, value in headers.items():  # type: ignore[attr-defined]
         if str(key).lower() == wanted:
-            return value[0] if isinstance(value, list) and value else value
+            found = value[0] if isinstance(value, list) and value else value
+            return str(found) if found else None
     return None
 
 
@@ -83,12 +90,11 @@ class Channel(Protocol):
 
 
 class LogChannel:
-    """Writes the message to the worker log: the channel of a worker that has no way out for
-    this kind of address (e.g. ``escalate dev`` without SMTP)."""
+    """Writes the message to the worker log: the last resort the workflow tries when none of a
+    person's channels is configured on this worker (e.g. ``escalate dev`` without SMTP)."""
 
-    def __init__(self, name: str, why: str) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.why = why
 
     async def send(self, note: Notification, message: RenderedMessage) -> Delivery:
         get_logger(incident=note.incident_key, tier=note.tier, who=note.person, channel=self.name).info(
@@ -98,7 +104,7 @@ class LogChannel:
             body=message.text,
             idempotency_key=note.idempotency_key,
         )
-        return Delivery(channel=self.name, outcome="logged", detail=self.why)
+        return Delivery(channel=self.name, outcome="logged")
 
 
 class SmtpSettings:
@@ -177,7 +183,7 @@ class EmailChannel:
             # mend by retrying: fall over to the next channel now.
             if _is_certificate_error(err):
                 raise permanent_failure(
-                    f"TLS to {self.server}: certificate verify failed ({_innermost(err)}); "
+                    f"TLS to {self.server}: certificate verify failed ({_root_cause(err)}); "
                     "add ?cafile=/path/ca.pem to ESCALATE_SMTP_URL if the server uses a private CA"
                 ) from None
             if "STARTTLS extension not supported" in str(err):
@@ -192,19 +198,26 @@ class EmailChannel:
         return f"{self.smtp.hostname}:{self.smtp.port}"
 
 
-def _innermost(err: BaseException) -> BaseException:
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    return err
+def _cause_or_context_chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and what lies under it, following the explicit cause and, where there is none, the
+    exception being handled when it was raised: SMTP and TLS libraries do not always chain the
+    SSL error that started it all with ``from`` (``workflows.errors.innermost`` follows causes only)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    *_, root = _cause_or_context_chain(err)
+    return root
 
 
 def _is_certificate_error(err: BaseException) -> bool:
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(
+        isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen)
+        for seen in _cause_or_context_chain(err)
+    )
 
 
 class WebhookPayload(BaseModel):
@@ -270,7 +283,8 @@ class _HttpChannel:
 
 
 class WebhookChannel(_HttpChannel):
-    """A signed JSON POST. 2xx: delivered; 4xx: permanent; 5xx, 408, 429 and timeouts: retried."""
+    """A signed JSON POST (``Escalate-Signature``, ``Idempotency-Key``), answered as any HTTP
+    channel's (see ``_HttpChannel``)."""
 
     name = "webhook"
 
@@ -316,7 +330,8 @@ _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 _SLACK_RETRYABLE = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 
 
-def slack_blocks(note: Notification, message: RenderedMessage) -> list[dict[str, object]]:
+def slack_blocks(message: RenderedMessage) -> list[dict[str, object]]:
+    """The message as Slack blocks: the subject and body in a section, the footer as context."""
     body, _, footer = message.text.rstrip().rpartition("\n\n")
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{message.subject}*\n{body or footer}"}},
@@ -336,13 +351,9 @@ class SlackChannel:
         self.api_url = api_url
         self.timeout = timeout
 
-    @property
-    def can_reach_handles(self) -> bool:
-        return bool(self.token or self.webhook_url)
-
     async def send(self, note: Notification, message: RenderedMessage) -> Delivery:
         address = note.address
-        blocks = slack_blocks(note, message)
+        blocks = slack_blocks(message)
         if address.startswith(("http://", "https://")):
             return await asyncio.to_thread(self._post_webhook, address, message.subject, blocks, "their webhook")
         if self.token:
@@ -473,7 +484,7 @@ class PushChannel(_HttpChannel):
         link = message.ack_link or f"{self.api_url.rstrip('/')}/v1/incidents/{note.incident_key}"
         label = "Acknowledge" if message.ack_link else "Open the incident"
         # An outcome wakes nobody: "it is fixed" goes at low priority, whatever the incident's.
-        paging = note.kind not in ("resolved", "customer_update")
+        paging = traits(note.kind).wakes
         headers = {
             "Title": _header_text(message.subject),
             "Priority": NTFY_PRIORITY.get(note.priority, "3") if paging else "2",

@@ -14,7 +14,7 @@ from typing import get_args
 
 import jinja2
 
-from workflows.durations import format_duration
+from workflows.durations import format_duration, format_time
 from workflows.model import REPORTER, MessageKind, Notification
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -32,11 +32,9 @@ class RenderedMessage:
 
 
 def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return "soon"
-    # Labelled UTC, so converted to UTC (a naive time is taken to be UTC already).
-    moment = moment.astimezone(UTC) if moment.tzinfo else moment
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    """The ``when`` filter: the one time format, or "soon" where a sentence has no time to name
+    ("Please acknowledge by soon" reads better than "by -")."""
+    return format_time(moment) if moment is not None else "soon"
 
 
 def _duration(value: timedelta | None) -> str:
@@ -110,7 +108,6 @@ class Templates:
         page = f"<html><body><h3>{html.escape(subject)}</h3>{paragraphs}</body></html>"
         return RenderedMessage(subject=subject, text=text, html=page, body=body, ack_link=ack_link)
 
-
     def check(self) -> None:
         """Render every kind of message once, so a broken override fails when the worker
         starts rather than when someone must be paged."""
@@ -118,12 +115,12 @@ class Templates:
             self.render(sample_notification(kind))
 
 
-def sample_notification(kind: str) -> Notification:
+def sample_notification(kind: MessageKind) -> Notification:
     """A realistic notification of each kind, for checking templates."""
     now = datetime.now(UTC)
     return Notification(
         idempotency_key="sample/1/alice/email",
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         incident_key="sample",
         policy="payments",
         priority="P1",

@@ -66,36 +66,38 @@ def _worker_option(text: str) -> tuple[str, int]:
     return name.strip(), int(value)
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespace]:
-    defaults = Options()
+def _parser(defaults: Options) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="What the escalation layer costs on top of Temporal, beside a bare baseline measured in the same run.",
     )
-    parser.add_argument("--only", type=_stages, default=STAGES, metavar="STAGES", help=f"comma-separated, from {','.join(STAGES)} (default: all)")
-    parser.add_argument("--incidents", type=_positive, default=defaults.incidents, metavar="N", help="throughput: incidents run end to end (default %(default)s)")
-    parser.add_argument("--open", type=_positive, default=defaults.open_incidents, metavar="M", help="timing: open incidents due within a few seconds (default %(default)s)")
-    parser.add_argument(
-        "--memory-counts", type=_counts, default=defaults.memory_steps, metavar="N,N,…",
-        help="memory: open incidents at which the worker's RSS is read (default 1000,5000,10000)",
-    )
-    parser.add_argument("--concurrency", type=_positive, default=defaults.concurrency, metavar="C", help="starts and flows in flight at once (default %(default)s)")
-    parser.add_argument("--in-memory", action="store_true", help="the dev server keeps no SQLite file (default: SQLite, as escalate dev)")
-    parser.add_argument(
-        "--worker-option", type=_worker_option, action="append", default=[], metavar="NAME=INT",
-        help="a temporalio Worker option for both workers, e.g. max_cached_workflows=2000 (repeatable)",
-    )
-    parser.add_argument(
-        "--passthrough", action="append", default=[], metavar="MODULE",
-        help="also pass MODULE through the escalate worker's workflow sandbox, e.g. workflows.incident (an experiment; repeatable)",
-    )
-    parser.add_argument("--cprofile", type=Path, default=None, metavar="DIR", help="write cProfile stats of each worker process to DIR")
-    parser.add_argument("--work-dir", type=Path, default=None, metavar="DIR", help="where servers and workers keep their files and logs (default: a temporary folder)")
-    parser.add_argument("--histories", type=Path, default=None, metavar="DIR", help="history: also write the incidents' histories (JSON) to DIR")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="PATH", help="where to write the results (default bench/results.json)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr; only the table")
-    args = parser.parse_args(argv)
+    add = parser.add_argument
+    add("--only", type=_stages, default=STAGES, metavar="STAGES", help=f"comma-separated, from {','.join(STAGES)} (default: all)")
+    add("--incidents", type=_positive, default=defaults.incidents, metavar="N",
+        help="throughput: incidents run end to end (default %(default)s)")
+    add("--open", type=_positive, default=defaults.open_incidents, metavar="M",
+        help="timing: open incidents due within a few seconds (default %(default)s)")
+    add("--memory-counts", type=_counts, default=defaults.memory_steps, metavar="N,N,…",
+        help="memory: open incidents at which the worker's RSS is read (default 1000,5000,10000)")
+    add("--concurrency", type=_positive, default=defaults.concurrency, metavar="C",
+        help="starts and flows in flight at once (default %(default)s)")
+    add("--in-memory", action="store_true", help="the dev server keeps no SQLite file (default: SQLite, as escalate dev)")
+    add("--worker-option", type=_worker_option, action="append", default=[], metavar="NAME=INT",
+        help="a temporalio Worker option for both workers, e.g. max_cached_workflows=2000 (repeatable)")
+    add("--passthrough", action="append", default=[], metavar="MODULE",
+        help="also pass MODULE through the escalate worker's workflow sandbox, e.g. workflows.incident (an experiment; repeatable)")
+    add("--cprofile", type=Path, default=None, metavar="DIR", help="write cProfile stats of each worker process to DIR")
+    add("--work-dir", type=Path, default=None, metavar="DIR",
+        help="where servers and workers keep their files and logs (default: a temporary folder)")
+    add("--histories", type=Path, default=None, metavar="DIR", help="history: also write the incidents' histories (JSON) to DIR")
+    add("--json", type=Path, default=DEFAULT_JSON, metavar="PATH", help="where to write the results (default bench/results.json)")
+    add("--strict", action="store_true", help="exit 1 when a target is missed")
+    add("--quiet", action="store_true", help="no progress lines on stderr; only the table")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Options, argparse.Namespace]:
+    args = _parser(Options()).parse_args(argv)
     options = Options(
         incidents=args.incidents,
         concurrency=args.concurrency,
@@ -134,57 +136,76 @@ def server_version() -> str:
 # ── the table ────────────────────────────────────────────────────────────────────────────────
 
 
-def _row(stage: str, figure: str, unit: str, escalate: Any, bare: Any = None, target: str = "", passed: bool | None = None) -> dict[str, Any]:
-    share = round(escalate / bare, 3) if isinstance(escalate, (int, float)) and isinstance(bare, (int, float)) and bare else None
-    return {"stage": stage, "figure": figure, "unit": unit, "escalate": escalate, "bare": bare, "ratio": share, "target": target, "pass": passed}
+def _row(
+    stage: str, figure: str, unit: str, escalate: Any, bare: Any = None, target: str = "", passed: bool | None = None
+) -> dict[str, Any]:
+    numbers = isinstance(escalate, (int, float)) and isinstance(bare, (int, float))
+    share = round(escalate / bare, 3) if numbers and bare else None
+    return {
+        "stage": stage, "figure": figure, "unit": unit, "escalate": escalate, "bare": bare, "ratio": share, "target": target, "pass": passed
+    }
+
+
+def _throughput_rows(tp: dict[str, Any]) -> list[dict[str, Any]]:
+    e, b = tp["escalate"], tp["bare"]
+    end_to_end = f"end to end, {e['runs']:,} incidents"
+    return [
+        _row("throughput", end_to_end, "/s", e["per_second"], b["per_second"], "≥ 0.7 × bare", tp["meets_target"]),
+        _row("throughput", "latency of one incident p50", "s", e["latency_p50_s"], b["latency_p50_s"]),
+        _row("throughput", "latency of one incident p99", "s", e["latency_p99_s"], b["latency_p99_s"]),
+    ]
+
+
+def _timing_rows(tm: dict[str, Any]) -> list[dict[str, Any]]:
+    e, b = tm["escalate"]["lag_to_notification"], tm["bare"]["lag_to_notification"]
+    n = tm["escalate"]["open_incidents"]
+    burst = "burst worked off (escalations started per second)"
+    return [
+        _row("timing", f"lag p50, {n:,} open due within 4 s", "s", e["p50_s"], b["p50_s"]),
+        _row("timing", f"lag p99, {n:,} open due within 4 s", "s", e["p99_s"], b["p99_s"], tm["target"], tm["meets_target"]),
+        _row("timing", f"lag max, {n:,} open due within 4 s", "s", e["max_s"], b["max_s"]),
+        _row("timing", burst, "/s", tm["escalate"]["escalations_per_second"], tm["bare"]["escalations_per_second"]),
+    ]
+
+
+def _history_rows(hs: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, label in (("standard", "standard incident"), ("month", "30-day incident")):
+        e, b = hs[name]["escalate"], hs[name]["bare"]
+        ok_events = e["largest_run_events"] < hs["limits"]["events"]
+        ok_bytes = e["largest_run_bytes"] < hs["limits"]["bytes"]
+        runs = f", {e['runs']} runs" if e["runs"] > 1 else ""
+        kib = round(e["bytes"] / 1024, 1), round(b["bytes"] / 1024, 1)
+        rows.append(_row("history", f"{label}: events{runs}", "events", e["events"], b["events"], "< 51,200 per run", ok_events))
+        rows.append(_row("history", f"{label}: size{runs}", "KiB", *kib, "< 50 MB per run", ok_bytes))
+    return rows
+
+
+def _memory_rows(mem: dict[str, Any]) -> list[dict[str, Any]]:
+    points_e, points_b = mem["escalate"]["points"], mem["bare"]["points"]
+    rows = [_row("memory", "worker RSS, idle", "MiB", mem["escalate"]["idle_rss_mb"], mem["bare"]["idle_rss_mb"])]
+    for index, (e, b) in enumerate(zip(points_e, points_b, strict=False)):
+        last = index == len(points_e) - 1
+        target, passed = ("< 500 MiB", e["rss_mb"] < 500) if last else ("", None)
+        rows.append(_row("memory", f"worker RSS, {e['open']:,} open", "MiB", e["rss_mb"], b["rss_mb"], target, passed))
+    if mem["growth_middle_to_largest"] is not None:
+        middle = points_e[(len(points_e) - 1) // 2]["open"]
+        growth = mem["growth_middle_to_largest"]
+        bare_growth = round((mem["bare_growth_middle_to_largest"] or 0) * 100, 1)
+        figure = f"RSS growth {middle:,} → {points_e[-1]['open']:,} open"
+        rows.append(_row("memory", figure, "%", round(growth * 100, 1), bare_growth, "≤ 20 % (flat)", growth <= 0.2))
+    return rows
+
+
+_STAGE_ROWS = {"throughput": _throughput_rows, "timing": _timing_rows, "history": _history_rows, "memory": _memory_rows}
 
 
 def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's rows: each stage that ran (and did not fail), in the order of STAGES."""
     rows: list[dict[str, Any]] = []
-    if (tp := results.get("throughput")) and "error" not in tp:
-        e, b = tp["escalate"], tp["bare"]
-        rows.append(_row("throughput", f"end to end, {e['runs']:,} incidents", "/s", e["per_second"], b["per_second"], "≥ 0.7 × bare", tp["meets_target"]))
-        rows.append(_row("throughput", "latency of one incident p50", "s", e["latency_p50_s"], b["latency_p50_s"]))
-        rows.append(_row("throughput", "latency of one incident p99", "s", e["latency_p99_s"], b["latency_p99_s"]))
-    if (tm := results.get("timing")) and "error" not in tm:
-        e, b = tm["escalate"]["lag_to_notification"], tm["bare"]["lag_to_notification"]
-        n = tm["escalate"]["open_incidents"]
-        rows.append(_row("timing", f"lag p50, {n:,} open due within 4 s", "s", e["p50_s"], b["p50_s"]))
-        rows.append(_row("timing", f"lag p99, {n:,} open due within 4 s", "s", e["p99_s"], b["p99_s"], tm["target"], tm["meets_target"]))
-        rows.append(_row("timing", f"lag max, {n:,} open due within 4 s", "s", e["max_s"], b["max_s"]))
-        rows.append(
-            _row("timing", "burst worked off (escalations started per second)", "/s", tm["escalate"]["escalations_per_second"], tm["bare"]["escalations_per_second"])
-        )
-    if (hs := results.get("history")) and "error" not in hs:
-        for name, label in (("standard", "standard incident"), ("month", "30-day incident")):
-            scenario = hs[name]
-            e, b = scenario["escalate"], scenario["bare"]
-            ok_events = e["largest_run_events"] < hs["limits"]["events"]
-            ok_bytes = e["largest_run_bytes"] < hs["limits"]["bytes"]
-            runs = f", {e['runs']} runs" if e["runs"] > 1 else ""
-            rows.append(_row("history", f"{label}: events{runs}", "events", e["events"], b["events"], "< 51,200 per run", ok_events))
-            rows.append(_row("history", f"{label}: size{runs}", "KiB", round(e["bytes"] / 1024, 1), round(b["bytes"] / 1024, 1), "< 50 MB per run", ok_bytes))
-    if (mem := results.get("memory")) and "error" not in mem:
-        points_e, points_b = mem["escalate"]["points"], mem["bare"]["points"]
-        rows.append(_row("memory", "worker RSS, idle", "MiB", mem["escalate"]["idle_rss_mb"], mem["bare"]["idle_rss_mb"]))
-        for index, (e, b) in enumerate(zip(points_e, points_b)):
-            last = index == len(points_e) - 1
-            rows.append(
-                _row(
-                    "memory", f"worker RSS, {e['open']:,} open", "MiB", e["rss_mb"], b["rss_mb"],
-                    "< 500 MiB" if last else "", e["rss_mb"] < 500 if last else None,
-                )
-            )
-        if mem["growth_middle_to_largest"] is not None:
-            middle = points_e[(len(points_e) - 1) // 2]["open"]
-            growth = mem["growth_middle_to_largest"]
-            rows.append(
-                _row(
-                    "memory", f"RSS growth {middle:,} → {points_e[-1]['open']:,} open", "%",
-                    round(growth * 100, 1), round((mem["bare_growth_middle_to_largest"] or 0) * 100, 1),
-                    "≤ 20 % (flat)", growth <= 0.2,
-                )
-            )
+    for stage in STAGES:
+        if (result := results.get(stage)) and "error" not in result:
+            rows += _STAGE_ROWS[stage](result)
     return rows
 
 
@@ -205,7 +226,8 @@ def _show(value: Any, unit: str = "") -> str:
 def render_table(rows: list[dict[str, Any]], errors: dict[str, str]) -> str:
     header = ["stage", "figure", "unit", "escalate", "bare", "ratio", "target", "result"]
     lines = [
-        [r["stage"], r["figure"], r["unit"], _show(r["escalate"], r["unit"]), _show(r["bare"], r["unit"]), _show(r["ratio"]), r["target"] or "–", _show(r["pass"])]
+        [r["stage"], r["figure"], r["unit"], _show(r["escalate"], r["unit"]), _show(r["bare"], r["unit"]), _show(r["ratio"]),
+         r["target"] or "–", _show(r["pass"])]
         for r in rows
     ]
     lines += [[stage, f"failed: {message.splitlines()[0][:60]}", "", "", "", "", "", "ERROR"] for stage, message in errors.items()]
@@ -224,9 +246,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     out = ["| stage | figure | escalate | bare | ratio | target | result |", "|---|---|--:|--:|--:|---|---|"]
     for r in rows:
         unit = f" {r['unit']}" if r["unit"] not in ("", "events") else ""
-        out.append(
-            f"| {r['stage']} | {r['figure']} | {_show(r['escalate'], r['unit'])}{unit} | {_show(r['bare'], r['unit'])}{unit} | {_show(r['ratio'])} | {r['target'] or '–'} | {_show(r['pass'])} |"
-        )
+        cells = [
+            r["stage"], r["figure"], f"{_show(r['escalate'], r['unit'])}{unit}", f"{_show(r['bare'], r['unit'])}{unit}",
+            _show(r["ratio"]), r["target"] or "–", _show(r["pass"]),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,8 @@ class CpuMeter:
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 # ── settings of a run ────────────────────────────────────────────────────────────────────────
@@ -193,38 +194,27 @@ tiers:
     owners: [t3]
 """
 
-THROUGHPUT_POLICY = (
-    """\
-# Throughput: nothing times out during a run; the incident is paged at tier 1, acked, resolved.
-policy: bench
-manager: boss
-windows:
-  P3: {ack_within: 1h, remind_before: 15m, resolve_within: 1d}
-"""
-    + TIERS
-)
 
-STANDARD_POLICY = (
-    """\
-# The standard scenario: 3 tiers, a reminder before each window ends.
-policy: bench-standard
-manager: boss
-windows:
-  P2: {ack_within: 15m, remind_before: 5m, resolve_within: 1d}
-"""
-    + TIERS
-)
+def _bench_policy(comment: str, name: str, window: str, more: str = "") -> str:
+    """A policy over the three bench tiers with one priority's window (and ``more`` fields)."""
+    return f"# {comment}\npolicy: {name}\nmanager: boss\nwindows:\n  {window}\n{more}" + TIERS
 
-MONTH_POLICY = (
-    """\
-# A case that lives 30 days: a daily window with a reminder, round after round.
-policy: bench-month
-manager: boss
-windows:
-  P3: {ack_within: 1d, remind_before: 2h, resolve_within: 45d}
-repeat: 10
-"""
-    + TIERS
+
+THROUGHPUT_POLICY = _bench_policy(
+    "Throughput: nothing times out during a run; the incident is paged at tier 1, acked, resolved.",
+    "bench",
+    "P3: {ack_within: 1h, remind_before: 15m, resolve_within: 1d}",
+)
+STANDARD_POLICY = _bench_policy(
+    "The standard scenario: 3 tiers, a reminder before each window ends.",
+    "bench-standard",
+    "P2: {ack_within: 15m, remind_before: 5m, resolve_within: 1d}",
+)
+MONTH_POLICY = _bench_policy(
+    "A case that lives 30 days: a daily window with a reminder, round after round.",
+    "bench-month",
+    "P3: {ack_within: 1d, remind_before: 2h, resolve_within: 45d}",
+    "repeat: 10\n",
 )
 
 
@@ -432,8 +422,4 @@ def utc(seconds: float) -> datetime:
 
 def event_seconds(event: Any) -> float:
     """A history event's time as Unix seconds."""
-    return event.event_time.seconds + event.event_time.nanos / 1e9
-
-
-def seconds_between(later: datetime, earlier: datetime) -> float:
-    return (later - earlier) / timedelta(seconds=1)
+    return float(event.event_time.seconds + event.event_time.nanos / 1e9)

@@ -158,6 +158,24 @@ async def _bare_run(env: WorkflowEnvironment, task_queue: str, scenario: Scenari
     return _size(await _runs(env.client, workflow))
 
 
+def _keep(folder: Path, name: str, histories: list[Any]) -> None:
+    """Write the scenario's histories (one file a run) for replay tests."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, history in enumerate(histories, 1):
+        suffix = "" if len(histories) == 1 else f"-run{number}"
+        (folder / f"history-{name}{suffix}.json").write_text(history.to_json())
+
+
+def _compared(escalate: dict[str, Any], bare: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "escalate": escalate,
+        "bare": bare,
+        "ratio_events": ratio(escalate["events"], bare["events"]),
+        "ratio_bytes": ratio(escalate["bytes"], bare["bytes"]),
+        "meets_target": escalate["largest_run_events"] < MAX_EVENTS and escalate["largest_run_bytes"] < MAX_BYTES,
+    }
+
+
 async def run(options: Options, *, keep_dir: Path | None = None) -> dict[str, Any]:
     import tempfile
 
@@ -191,19 +209,11 @@ async def run(options: Options, *, keep_dir: Path | None = None) -> dict[str, An
                 escalate = await _escalate_run(env, escalations, scenario)
                 histories = escalate.pop("json")
                 if keep_dir is not None:
-                    keep_dir.mkdir(parents=True, exist_ok=True)
-                    for number, history in enumerate(histories, 1):
-                        suffix = "" if len(histories) == 1 else f"-run{number}"
-                        (keep_dir / f"history-{scenario.name}{suffix}.json").write_text(history.to_json())
+                    _keep(keep_dir, scenario.name, histories)
                 bare = await _bare_run(env, bare_queue, scenario)
-                results[scenario.name] = {
-                    "escalate": escalate,
-                    "bare": bare,
-                    "ratio_events": ratio(escalate["events"], bare["events"]),
-                    "ratio_bytes": ratio(escalate["bytes"], bare["bytes"]),
-                    "meets_target": escalate["largest_run_events"] < MAX_EVENTS and escalate["largest_run_bytes"] < MAX_BYTES,
-                }
-                say(options, f"history {scenario.name}: {escalate['events']} events, {escalate['bytes']} bytes (bare {bare['events']}, {bare['bytes']})")
+                results[scenario.name] = _compared(escalate, bare)
+                events, size = escalate["events"], escalate["bytes"]
+                say(options, f"history {scenario.name}: {events} events, {size} bytes (bare {bare['events']}, {bare['bytes']})")
     finally:
         await env.shutdown()
     return {

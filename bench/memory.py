@@ -89,7 +89,7 @@ async def run(options: Options) -> dict[str, Any]:
         "what": "worker RSS (MiB) with N open incidents waiting on timers",
         "escalate": escalate,
         "bare": bare,
-        "ratio": {str(e["open"]): ratio(e["rss_mb"], b["rss_mb"]) for e, b in zip(escalate["points"], bare["points"])},
+        "ratio": {str(e["open"]): ratio(e["rss_mb"], b["rss_mb"]) for e, b in zip(escalate["points"], bare["points"], strict=False)},
         "growth_middle_to_largest": growth,
         "bare_growth_middle_to_largest": _growth(bare["points"]),
         "target": f"< {TARGET_MB:g} MB at {top['open']:,} open, growing at most {FLAT_GROWTH:.0%} from the middle count",

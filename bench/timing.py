@@ -110,8 +110,8 @@ async def _collect(count: int, fetch: Any, patience: float = 60.0) -> list[Any]:
         missing = [i for i, value in enumerate(results) if value is None]
         if not missing:
             return results
-        found = await bounded(20, len(missing), lambda j: fetch(missing[j]))
-        for i, value in zip(missing, found):
+        found = await bounded(20, len(missing), lambda j, asked=missing: fetch(asked[j]))
+        for i, value in zip(missing, found, strict=True):
             results[i] = value
         if any(value is not None for value in found):
             progress = time.monotonic()
@@ -210,7 +210,7 @@ async def measure_escalate(options: Options, meanwhile: Callable[[float], Awaita
 def _figures(
     count: int, dues: list[float], lags: list[tuple[float, float] | None], start_seconds: float, late_starts: int, cpu: Any
 ) -> dict[str, Any]:
-    found = [(due, lag) for due, lag in zip(dues, lags) if lag is not None]
+    found = [(due, lag) for due, lag in zip(dues, lags, strict=False) if lag is not None]
     return {
         "open_incidents": count,
         "deadlines_within_s": round(max(dues) - min(dues), 3),

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
+from workflows.durations import format_time
+
 LinkAction = Literal["ack", "resolve"]
 
 
@@ -65,7 +67,7 @@ def read_token(secret: str, token: str, now: datetime | None = None) -> Link:
         raise LinkError("this link is not valid: its contents cannot be read") from None
     if (now or datetime.now(UTC)) >= link.expires:
         raise LinkError(
-            f"this link expired at {link.expires:%Y-%m-%d %H:%M UTC}: use the CLI or the API instead", expired=True
+            f"this link expired at {format_time(link.expires)}: use the CLI or the API instead", expired=True
         )
     return link
 

@@ -93,4 +93,5 @@ def configure(settings: Settings, *, json_lines: bool | None = None) -> None:
 
 
 def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger("escalate").bind(**bound)
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger("escalate").bind(**bound)
+    return logger

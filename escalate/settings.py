@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     data_dir: Path = _default_data_dir()
     """Where ``escalate dev`` keeps its SQLite file and logs."""
     smtp_url: str | None = None
-    """``smtp://user:pass@host:port`` (``smtps://`` for TLS, ``?starttls=1``); unset: emails are logged."""
+    """``smtp://user:pass@host:port`` (``smtps://`` for TLS, ``?starttls=1``); unset: no email channel
+    (a person's next channel is used, and the worker log when none of theirs is configured)."""
     smtp_from: str = "escalate@localhost"
     smtp_timeout_seconds: float = 10.0
     webhook_secret: SecretStr | None = None

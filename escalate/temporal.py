@@ -39,9 +39,8 @@ def data_converter(settings: Settings | None = None) -> DataConverter:
 
 
 async def connect(address: str | None = None, runtime: Runtime | None = None, settings: Settings | None = None) -> Client:
-    return await Client.connect(
-        **connect_config(address), data_converter=data_converter(settings), **({"runtime": runtime} if runtime else {})
-    )
+    """A client of the Temporal service (``address``, or the configured one), with our payloads."""
+    return await Client.connect(**connect_config(address), data_converter=data_converter(settings), runtime=runtime)
 
 
 def metrics_runtime(bind_address: str) -> Runtime:

@@ -11,13 +11,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar, cast
 
 import typer
 from pydantic import ValidationError
 
 from escalate.codec import CodecKeyError
-from escalate.settings import get_settings
+from escalate.settings import Settings, get_settings
 from escalate.temporal import unreachable_message
 from starter.api import (
     Escalations,
@@ -27,7 +27,14 @@ from starter.api import (
     TemporalUnavailable,
     describe_validation_error,
 )
-from workflows.model import IncidentRequest, IncidentStatus, TriggerResult
+from workflows.durations import format_time
+from workflows.model import IncidentRequest, IncidentStatus, MaintenanceWindow, TriggerResult
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from escalate.devserver import DevServer
+    from starter.report import Format
 
 T = TypeVar("T")
 
@@ -70,12 +77,9 @@ def _run(work: Callable[[Escalations], Awaitable[T]]) -> T:
 # ── formatting ───────────────────────────────────────────────────────────────────────────────
 
 
-def _time(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
-
-
 def _short_time(moment: datetime) -> str:
-    return moment.strftime("%m-%d %H:%M:%S")
+    """A timeline row's time: ``format_time`` without the year and the zone, to keep rows short."""
+    return format_time(moment)[5:-4]
 
 
 def print_status(status: IncidentStatus) -> None:
@@ -89,27 +93,24 @@ def print_status(status: IncidentStatus) -> None:
     ]
     if status.acknowledged_by:
         lines.append(f"  acked by  {status.acknowledged_by}")
-    if status.next_reminder_at:
-        lines.append(f"  reminder  {_time(status.next_reminder_at)}")
-    if status.next_escalation_at:
-        lines.append(f"  escalates {_time(status.next_escalation_at)}")
-    if status.snoozed_until:
-        lines.append(f"  snoozed   until {_time(status.snoozed_until)}")
-    if status.held_until:
-        lines.append(f"  held      by a maintenance window until {_time(status.held_until)}: nobody is paged")
-    if status.ack_expires_at:
-        lines.append(f"  ack ends  {_time(status.ack_expires_at)} (unless resolved; ack again to keep it)")
-    if status.waiting_since:
-        lines.append(f"  waiting   on the customer since {_time(status.waiting_since)} (clocks stopped)")
+    clocks = [
+        (status.next_reminder_at, "reminder  {}"),
+        (status.next_escalation_at, "escalates {}"),
+        (status.snoozed_until, "snoozed   until {}"),
+        (status.held_until, "held      by a maintenance window until {}: nobody is paged"),
+        (status.ack_expires_at, "ack ends  {} (unless resolved; ack again to keep it)"),
+        (status.waiting_since, "waiting   on the customer since {} (clocks stopped)"),
+    ]
+    lines += ["  " + text.format(format_time(moment)) for moment, text in clocks if moment]
     if status.resolve_by:
         sla = "BREACHED" if status.sla_breached else ("met" if status.status == "resolved" else "on track")
-        lines.append(f"  resolve   by {_time(status.resolve_by)} ({sla})")
+        lines.append(f"  resolve   by {format_time(status.resolve_by)} ({sla})")
     if status.sla_reason:
         lines.append(f"  SLA why   {status.sla_reason}")
     if status.occurrences > 1:
         lines.append(f"  seen      {status.occurrences} times")
     if status.resolved_by:
-        lines.append(f"  resolved  by {status.resolved_by} at {_time(status.resolved_at)}: {status.resolution}")
+        lines.append(f"  resolved  by {status.resolved_by} at {format_time(status.resolved_at)}: {status.resolution}")
     lines.append("  timeline")
     for event in status.timeline:
         tier = f"t{event.tier}" if event.tier else "  "
@@ -207,7 +208,7 @@ def snooze(
 ) -> None:
     """Pause escalation; when the snooze ends the current tier is paged again."""
     status = _run(lambda e: e.snooze(key, duration=duration, by=by))
-    emit(status, as_json, f"snoozed {key} until {_time(status.snoozed_until)}")
+    emit(status, as_json, f"snoozed {key} until {format_time(status.snoozed_until)}")
 
 
 @app.command()
@@ -217,7 +218,9 @@ def note(key: Key, text: Annotated[str, typer.Argument(help="The note.")], by: B
 
 
 @app.command()
-def priority(key: Key, new_priority: Annotated[str, typer.Argument(metavar="PRIORITY", help="P1…P5.")], by: By, as_json: AsJson = False) -> None:
+def priority(
+    key: Key, new_priority: Annotated[str, typer.Argument(metavar="PRIORITY", help="P1…P5.")], by: By, as_json: AsJson = False
+) -> None:
     """Change the priority; the current window and the resolution SLA count again from now."""
     emit(_run(lambda e: e.set_priority(key, priority=new_priority, by=by)), as_json, f"{key} is now {new_priority.upper()}")
 
@@ -231,7 +234,9 @@ def wait_on_customer(
 
 
 @app.command()
-def resume(key: Key, by: By, note: Annotated[str | None, typer.Option(help="What the customer said.")] = None, as_json: AsJson = False) -> None:
+def resume(
+    key: Key, by: By, note: Annotated[str | None, typer.Option(help="What the customer said.")] = None, as_json: AsJson = False
+) -> None:
     """The customer answered: the clocks run again with the time they had left."""
     emit(_run(lambda e: e.resume(key, by=by, note=note)), as_json, f"resumed {key}")
 
@@ -286,10 +291,10 @@ ReportFormat = Annotated[str, typer.Option("--format", help="md, html or json.")
 Output = Annotated[Path | None, typer.Option("-o", "--output", help="Write the report to this file.")]
 
 
-def _check_format(fmt: str) -> Any:
+def _check_format(fmt: str) -> Format:
     if fmt not in ("md", "html", "json"):
         fail("--format: write md, html or json", 2)
-    return fmt
+    return cast("Format", fmt)
 
 
 def _deliver_report(text: str, output: Path | None) -> None:
@@ -319,7 +324,7 @@ def review(
     )
     from workflows.durations import parse_duration
 
-    fmt = _check_format(fmt)
+    chosen = _check_format(fmt)
     if key is None:
         if policy is None and since is None:
             fail("give an incident KEY, or --policy and/or --since for figures across incidents", 2)
@@ -329,13 +334,13 @@ def review(
             fail(f"--since: {err}", 2)
         start = datetime.now().astimezone() - window
         incidents = _run(lambda e: incidents_since(e.client, start, policy))
-        _deliver_report(render_policy_report(summarise(incidents, policy, start), fmt), output)
+        _deliver_report(render_policy_report(summarise(incidents, policy, start), chosen), output)
         return
     try:
         report = _run(lambda e: review_incident(e.client, key))
     except ReviewNotPossible as err:
         fail(str(err))
-    _deliver_report(render(report, fmt), output)
+    _deliver_report(render(report, chosen), output)
     if not report.replay.verified:
         fail(report.replay.message)
 
@@ -360,28 +365,27 @@ def replay(
 ) -> None:
     """Replay exported histories offline (no server) and print their reviews."""
     from starter.report import render
-    from starter.review import ReviewNotPossible, load_history_file, review_history
+    from starter.review import Review, ReviewNotPossible, load_history_file, review_history
 
-    fmt = _check_format(fmt)
-    if output is not None and len(files) > 1 and fmt != "json":
+    chosen = _check_format(fmt)
+    if output is not None and len(files) > 1 and chosen != "json":
         fail("-o with several files needs --format json (one list); or review them one at a time", 2)
 
-    async def all_reviews() -> list[Any]:
+    async def all_reviews() -> list[Review]:
         return [await review_history(load_history_file(path), str(path)) for path in files]
 
     try:
         reviews = asyncio.run(all_reviews())
     except ReviewNotPossible as err:
         fail(str(err))
-    if fmt == "json" and len(reviews) > 1:
+    if chosen == "json" and len(reviews) > 1:
         text = "[\n" + ",\n".join(r.model_dump_json(indent=2) for r in reviews) + "\n]\n"
     else:
-        text = "\n---\n\n".join(render(r, fmt) for r in reviews)
+        text = "\n---\n\n".join(render(r, chosen) for r in reviews)
     _deliver_report(text, output)
-    unverified = [str(path) for path, r in zip(files, reviews) if not r.replay.verified]
-    for path, r in zip(files, reviews):
-        if not r.replay.verified:
-            typer.echo(f"escalate: {path}: {r.replay.message}", err=True)
+    unverified = [(path, r) for path, r in zip(files, reviews, strict=True) if not r.replay.verified]
+    for path, r in unverified:
+        typer.echo(f"escalate: {path}: {r.replay.message}", err=True)
     if unverified:
         raise typer.Exit(1)
 
@@ -403,6 +407,7 @@ def maintenance(
         fail("--by: say who is acting", 2)
     if duration and not reason:
         fail("--reason: say what the maintenance is", 2)
+    window: MaintenanceWindow | None
     if duration:
         window = _run(lambda e: e.start_maintenance(policy, duration=duration, by=by or "", reason=reason or ""))
     elif end:
@@ -415,10 +420,10 @@ def maintenance(
     if window is None:
         typer.echo(f"no maintenance window is on for {policy}")
     elif window.ended_by:
-        typer.echo(f"maintenance of {policy} ended by {window.ended_by} at {_time(window.until)}")
+        typer.echo(f"maintenance of {policy} ended by {window.ended_by} at {format_time(window.until)}")
     else:
         held = f"; holding {', '.join(window.held)}" if window.held else ""
-        typer.echo(f"maintenance of {policy} until {_time(window.until)} (by {window.by}: {window.reason}){held}")
+        typer.echo(f"maintenance of {policy} until {format_time(window.until)} (by {window.by}: {window.reason}){held}")
 
 
 @app.command()
@@ -428,19 +433,12 @@ def oncall(
     as_json: AsJson = False,
 ) -> None:
     """Who is on call now (or at --at), from the schedules beside the policies."""
-    from starter.oncall import (
-        PolicyError,
-        UnknownSchedule,
-        parse_moment,
-        who_is_on_call,
-    )
+    from starter.oncall import InvalidMoment, PolicyError, UnknownSchedule, who_is_on_call
 
     try:
-        moment = parse_moment(at) if at else None
-    except ValueError as err:
+        answers = who_is_on_call(get_settings(), schedule, at)
+    except InvalidMoment as err:
         fail(f"--at: {err}", 2)
-    try:
-        answers = who_is_on_call(get_settings(), schedule, moment)
     except (UnknownSchedule, PolicyError) as err:
         fail(str(err))
     if as_json:
@@ -450,7 +448,7 @@ def oncall(
         typer.echo("no schedules")
     for answer in answers:
         who = answer.who or "NOBODY (a gap in the schedule)"
-        until = f" until {_time(answer.until)}" if answer.until else ""
+        until = f" until {format_time(answer.until)}" if answer.until else ""
         via = f" ({answer.layer})" if answer.layer else ""
         typer.echo(f"{answer.schedule:<24} {who}{via}{until}")
 
@@ -570,67 +568,82 @@ def dev(
     headless: Annotated[bool, typer.Option(help="Run without the Temporal UI.")] = False,
 ) -> None:
     """The embedded default: Temporal dev server (SQLite under ESCALATE_DATA_DIR), UI, worker and HTTP API."""
-    from escalate.devserver import DevServer, DevServerError, port_in_use
+    from escalate.devserver import DevServer
     from escalate.logs import configure
-    from escalate.temporal import SearchAttributesMissing, connect, metrics_runtime
-    from starter.api import Escalations
-    from starter.web import serve
-    from worker import run_worker
 
-    settings = get_settings()
-    if metrics_port is not None:
-        settings = settings.model_copy(update={"metrics_addr": f"127.0.0.1:{metrics_port}"})
-    metrics_port = int(settings.metrics_addr.rsplit(":", 1)[1])
-    if "ESCALATE_API_URL" not in os.environ:
-        settings = settings.model_copy(update={"api_url": f"http://127.0.0.1:{api_port}"})
+    settings = _dev_settings(api_port, metrics_port)
     configure(settings)
-    for taken, flag in ((api_port, "--api-port"), (metrics_port, "--metrics-port")):
-        if port_in_use(taken):
-            fail(f"port {taken} is already in use: stop what is using it or choose another with {flag}", 1)
     server = DevServer(port=port, ui_port=ui_port, data_dir=settings.data_dir, headless=headless)
-
-    async def main(stop: asyncio.Event) -> None:
-        try:
-            server.start()
-            await server.wait_ready()
-            runtime = metrics_runtime(settings.metrics_addr)
-            client = await _connect_with_retry(lambda address: connect(address, runtime), server.address, stop)
-        except (DevServerError, OSError) as err:
-            fail(str(err))
-        if client is None:
-            return
-        ui = "(headless)" if headless else f"http://127.0.0.1:{ui_port}"
-        typer.echo(
-            "\n".join(
-                [
-                    "escalate dev is running (Ctrl-C stops everything)",
-                    f"  Temporal  {server.address}   data {server.database}",
-                    f"  UI        {ui}",
-                    f"  API       http://127.0.0.1:{api_port}   docs http://127.0.0.1:{api_port}/docs",
-                    f"  metrics   http://{settings.metrics_addr}/metrics",
-                    f"  policies  {settings.policy_dir}",
-                    "  try       escalate start --policy walkthrough --key demo-1 --priority P1 --summary 'Disk full on db-1'",
-                ]
-            ),
-            err=True,
-        )
-        api = asyncio.create_task(serve(settings, "127.0.0.1", api_port, stop, Escalations(client, settings.task_queue)))
-        try:
-            await run_worker(client, settings, stop)
-        except SearchAttributesMissing as err:
-            stop.set()
-            await api
-            fail(str(err))
-        await api
-
+    ui = "(headless)" if headless else f"http://127.0.0.1:{ui_port}"
     try:
-        _serve(main)
+        _serve(lambda stop: _run_dev(server, settings, api_port, ui, stop))
     finally:
         server.stop()
         typer.echo("escalate dev stopped; open incidents are kept for the next start", err=True)
 
 
-async def _connect_with_retry(connect: Any, address: str, stop: asyncio.Event) -> Any:
+def _dev_settings(api_port: int, metrics_port: int | None) -> Settings:
+    """The settings with ``escalate dev``'s ports in them; fails when a port it serves on is taken."""
+    from escalate.devserver import port_in_use
+
+    settings = get_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_addr": f"127.0.0.1:{metrics_port}"})
+    if "api_url" not in settings.model_fields_set:  # ESCALATE_API_URL not given: links point at this API
+        settings = settings.model_copy(update={"api_url": f"http://127.0.0.1:{api_port}"})
+    served_metrics_port = int(settings.metrics_addr.rsplit(":", 1)[1])
+    for taken, flag in ((api_port, "--api-port"), (served_metrics_port, "--metrics-port")):
+        if port_in_use(taken):
+            fail(f"port {taken} is already in use: stop what is using it or choose another with {flag}", 1)
+    return settings
+
+
+def _dev_banner(server: DevServer, settings: Settings, api_port: int, ui: str) -> str:
+    return "\n".join(
+        [
+            "escalate dev is running (Ctrl-C stops everything)",
+            f"  Temporal  {server.address}   data {server.database}",
+            f"  UI        {ui}",
+            f"  API       http://127.0.0.1:{api_port}   docs http://127.0.0.1:{api_port}/docs",
+            f"  metrics   http://{settings.metrics_addr}/metrics",
+            f"  policies  {settings.policy_dir}",
+            "  try       escalate start --policy walkthrough --key demo-1 --priority P1 --summary 'Disk full on db-1'",
+        ]
+    )
+
+
+async def _run_dev(server: DevServer, settings: Settings, api_port: int, ui: str, stop: asyncio.Event) -> None:
+    """Start the dev server, then run the worker and the HTTP API on it until ``stop``."""
+    from escalate.devserver import DevServerError
+    from escalate.temporal import SearchAttributesMissing, connect, metrics_runtime
+    from starter.web import serve
+    from worker import run_worker
+
+    try:
+        server.start()
+        await server.wait_ready()
+        runtime = metrics_runtime(settings.metrics_addr)
+        client = await _connect_with_retry(lambda address: connect(address, runtime), server.address, stop)
+    except (DevServerError, OSError) as err:
+        fail(str(err))
+    if client is None:
+        return
+    typer.echo(_dev_banner(server, settings, api_port, ui), err=True)
+    api = asyncio.create_task(serve(settings, "127.0.0.1", api_port, stop, Escalations(client, settings.task_queue)))
+    try:
+        await run_worker(client, settings, stop)
+    except SearchAttributesMissing as err:
+        stop.set()
+        await api
+        fail(str(err))
+    await api
+
+
+async def _connect_with_retry(
+    connect: Callable[[str], Awaitable[Client]], address: str, stop: asyncio.Event
+) -> Client | None:
+    """A client of the dev server that has just started (it takes a moment to accept); None when
+    stopped meanwhile."""
     for _ in range(100):
         if stop.is_set():
             return None

@@ -14,8 +14,16 @@ class UnknownSchedule(LookupError):
     pass
 
 
-def who_is_on_call(settings: Settings, schedule: str | None = None, at: datetime | None = None) -> list[OnCall]:
-    """Who is on call at ``at`` (now by default) in one schedule, or in every schedule."""
+class InvalidMoment(ValueError):
+    """A time that cannot be read (what the caller asked for is at fault)."""
+
+
+def who_is_on_call(settings: Settings, schedule: str | None = None, at: datetime | str | None = None) -> list[OnCall]:
+    """Who is on call at ``at`` (now by default; a text is read by ``parse_moment``, an empty
+    one is now) in one schedule, or in every schedule. InvalidMoment, UnknownSchedule or
+    PolicyError when that cannot be said."""
+    if isinstance(at, str):
+        at = parse_moment(at) if at else None
     moment = (at or datetime.now(UTC)).astimezone(UTC)
     schedules = PolicyStore(settings.policy_dir).schedules()
     if schedule is not None:
@@ -31,8 +39,8 @@ def parse_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is not a time: write ISO 8601, e.g. 2026-11-28T10:00 or 2026-11-28T10:00+01:00") from None
+        raise InvalidMoment(f"{text!r} is not a time: write ISO 8601, e.g. 2026-11-28T10:00 or 2026-11-28T10:00+01:00") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-__all__ = ["PolicyError", "UnknownSchedule", "parse_moment", "who_is_on_call"]
+__all__ = ["InvalidMoment", "PolicyError", "UnknownSchedule", "parse_moment", "who_is_on_call"]

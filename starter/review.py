@@ -37,6 +37,7 @@ from temporalio.worker import (
 )
 
 from escalate.temporal import data_converter
+from workflows.durations import format_time
 from workflows.incident import IncidentWorkflow
 from workflows.model import IncidentRequest, IncidentStatus, TimelineEvent, workflow_id
 from workflows.policy import PolicySnapshot
@@ -115,7 +116,7 @@ def _describe_event(history: WorkflowHistory, event_id: int) -> str:
                 detail = f" (activity {event.activity_task_scheduled_event_attributes.activity_type.name})"
             elif event.HasField("timer_started_event_attributes"):
                 detail = f" (timer {event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()})"
-            at = event.event_time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            at = format_time(event.event_time.ToDatetime(tzinfo=UTC))
             return f"event {event_id}, {kind}{detail}, recorded at {at}"
     return f"event {event_id}"
 
@@ -164,6 +165,7 @@ def incident_key_of(history: WorkflowHistory) -> str:
     codec = converter.payload_codec
     if codec is not None and hasattr(codec, "decode_now"):
         payloads = codec.decode_now(payloads)
+    request: IncidentRequest
     [request] = converter.payload_converter.from_payloads(payloads, [IncidentRequest])
     return request.key
 
@@ -331,14 +333,8 @@ def build_stints(status: IncidentStatus, policies: list[PolicySnapshot]) -> list
     return stints
 
 
-def build_review(status: IncidentStatus, policies: list[PolicySnapshot], check: ReplayCheck, source: str) -> Review:
-    timeline = status.timeline
-    triggered = status.triggered_at
-    acked = _first(timeline, "acknowledged")
-    resolved = _first(timeline, "resolved")
-    breach = _first(timeline, "sla_breached")
-    stints = build_stints(status, policies)
-    notifications = [
+def _notifications(timeline: list[TimelineEvent]) -> list[NotificationRecord]:
+    return [
         NotificationRecord(
             at=event.at,
             tier=event.tier,
@@ -350,11 +346,31 @@ def build_review(status: IncidentStatus, policies: list[PolicySnapshot], check: 
         for event in timeline
         if event.kind in ("notified", "notify_failed")
     ]
-    tiers_paged: list[str] = []
-    for stint in stints:
-        label = f"{stint.policy} tier {stint.tier} ({stint.tier_name})"
-        if label not in tiers_paged:
-            tiers_paged.append(label)
+
+
+def _tiers_paged(stints: list[TierStint]) -> list[str]:
+    """Each tier that held the incident, once, in the order they first did."""
+    labels = (f"{stint.policy} tier {stint.tier} ({stint.tier_name})" for stint in stints)
+    return list(dict.fromkeys(labels))
+
+
+def _sla_outcome(status: IncidentStatus) -> SlaOutcome:
+    breach = _first(status.timeline, "sla_breached")
+    return SlaOutcome(
+        resolve_by=status.resolve_by,
+        breached=status.sla_breached,
+        breached_at=breach.at if breach else None,
+        met=(not status.sla_breached) if status.status == "resolved" and status.resolve_by else None,
+        reason=status.sla_reason,
+    )
+
+
+def build_review(status: IncidentStatus, policies: list[PolicySnapshot], check: ReplayCheck, source: str) -> Review:
+    timeline = status.timeline
+    triggered = status.triggered_at
+    acked = _first(timeline, "acknowledged")
+    resolved = _first(timeline, "resolved")
+    stints = build_stints(status, policies)
     return Review(
         key=status.key,
         summary=status.summary,
@@ -381,17 +397,11 @@ def build_review(status: IncidentStatus, policies: list[PolicySnapshot], check: 
             for stint in stints
         ],
         stints=stints,
-        tiers_paged=tiers_paged,
+        tiers_paged=_tiers_paged(stints),
         escalations=sum(1 for event in timeline if event.kind == "escalated"),
         occurrences=status.occurrences,
-        notifications=notifications,
-        sla=SlaOutcome(
-            resolve_by=status.resolve_by,
-            breached=status.sla_breached,
-            breached_at=breach.at if breach else None,
-            met=(not status.sla_breached) if status.status == "resolved" and status.resolve_by else None,
-            reason=status.sla_reason,
-        ),
+        notifications=_notifications(timeline),
+        sla=_sla_outcome(status),
         policies=policies,
         timeline=timeline,
         replay=check,
@@ -452,7 +462,7 @@ async def review_incident(client: Client, key: str) -> Review:
     if any(event.kind == "folded" for event in review.timeline):
         _, last = await replay(histories[-1])
         instances = [instance for _, instance in earlier] + [last]
-        if all(instance is not None for instance in instances):
+        if last is not None and all(instance is not None for instance in instances):
             status = last.get_status().model_copy(update={"timeline": whole_timeline(instances)})
             review = build_review(status, list(last.incident.policies_in_force), review.replay, review.source)
     failed = next((check for check, _ in earlier if not check.verified), None)
@@ -554,7 +564,8 @@ def summarise(incidents: list[IncidentStatus], policy: str | None, since: dateti
 
 
 async def incidents_since(client: Client, since: datetime, policy: str | None) -> list[IncidentStatus]:
-    """Every incident started since ``since`` (open or closed), optionally of one policy."""
+    """Every incident started since ``since``, still running or completed (not failed or
+    terminated), optionally of one policy."""
     from starter.api import Escalations, IncidentNotFound, IncidentRejected
 
     escalations = Escalations(client)
