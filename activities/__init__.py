@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -168,5 +170,5 @@ class EscalationActivities:
         return window if window is not None and not window.ended_by else None
 
     @property
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.load_policy, self.notify, self.maintenance_window]

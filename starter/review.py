@@ -39,6 +39,7 @@ from temporalio.worker import (
 from escalate.temporal import data_converter
 from workflows.durations import format_time
 from workflows.incident import IncidentWorkflow
+from workflows.message_kinds import TO_TIER
 from workflows.model import IncidentRequest, IncidentStatus, TimelineEvent, workflow_id
 from workflows.policy import PolicySnapshot
 
@@ -322,7 +323,7 @@ def build_stints(status: IncidentStatus, policies: list[PolicySnapshot]) -> list
         elif event.kind == "resolved":
             close(event.at, "resolved", event.who)
         elif event.kind in ("notified", "notify_failed") and current is not None and event.tier == current.tier:
-            if event.detail.split(" via ")[0] in ("page", "reminder", "escalated") and event.who:
+            if event.detail.split(" via ")[0] in TO_TIER and event.who:
                 target = current.paged if event.kind == "notified" else current.unreached
                 if event.who not in target:
                     target.append(event.who)
@@ -589,3 +590,4 @@ async def incidents_since(client: Client, since: datetime, policy: str | None) -
             found.append(status)
     found.sort(key=lambda status: status.triggered_at or since)
     return found
+

@@ -13,6 +13,8 @@ from workflows.model import IncidentRequest, MessageKind, Notification
 class MessageTraits(NamedTuple):
     verb: str
     """How the Temporal UI's event list reads it: "<verb> erin via email"."""
+    to_tier: bool
+    """Goes to the people of the tier being paged (the review counts them as paged)."""
     pages_tier: bool
     """Sent to every person of the tier that starts being paged: the person's contact rules
     apply, and nobody of the tier being reachable tells the manager."""
@@ -23,20 +25,23 @@ class MessageTraits(NamedTuple):
 
 
 MESSAGE_KINDS: dict[MessageKind, MessageTraits] = {
-    "page": MessageTraits("page", pages_tier=True, offers_ack=True, wakes=True),
-    "reminder": MessageTraits("remind", pages_tier=False, offers_ack=True, wakes=True),
-    "escalated": MessageTraits("page (escalated)", pages_tier=True, offers_ack=True, wakes=True),
-    "exhausted": MessageTraits("tell the manager (exhausted):", pages_tier=False, offers_ack=True, wakes=True),
-    "sla_breach": MessageTraits("tell the manager (SLA breached):", pages_tier=False, offers_ack=False, wakes=True),
+    "page": MessageTraits("page", to_tier=True, pages_tier=True, offers_ack=True, wakes=True),
+    "reminder": MessageTraits("remind", to_tier=True, pages_tier=False, offers_ack=True, wakes=True),
+    "escalated": MessageTraits("page (escalated)", to_tier=True, pages_tier=True, offers_ack=True, wakes=True),
+    "exhausted": MessageTraits("tell the manager (exhausted):", to_tier=False, pages_tier=False, offers_ack=True, wakes=True),
+    "sla_breach": MessageTraits("tell the manager (SLA breached):", to_tier=False, pages_tier=False, offers_ack=False, wakes=True),
     "unreachable": MessageTraits(
-        "tell the manager (tier unreachable):", pages_tier=False, offers_ack=True, wakes=True
+        "tell the manager (tier unreachable):", to_tier=False, pages_tier=False, offers_ack=True, wakes=True
     ),
-    "resolved": MessageTraits("tell the outcome to", pages_tier=False, offers_ack=False, wakes=False),
-    "customer_update": MessageTraits("update the reporter", pages_tier=False, offers_ack=False, wakes=False),
-    "ack_reminder": MessageTraits("remind the acker", pages_tier=False, offers_ack=False, wakes=True),
+    "resolved": MessageTraits("tell the outcome to", to_tier=False, pages_tier=False, offers_ack=False, wakes=False),
+    "customer_update": MessageTraits("update the reporter", to_tier=False, pages_tier=False, offers_ack=False, wakes=False),
+    "ack_reminder": MessageTraits("remind the acker", to_tier=False, pages_tier=False, offers_ack=False, wakes=True),
 }
 
 assert set(MESSAGE_KINDS) == set(get_args(MessageKind)), "every message kind has its traits"
+
+TO_TIER: frozenset[str] = frozenset(kind for kind, kind_traits in MESSAGE_KINDS.items() if kind_traits.to_tier)
+"""The kinds of message that go to the people of the tier being paged."""
 
 
 def traits(kind: MessageKind) -> MessageTraits:
