@@ -22,14 +22,13 @@ import sys
 import time
 from importlib.metadata import version
 from numbers import Real
-from pathlib import Path
 
 import pytest
 
 from escalate.devserver import DevServerError, find_binary
-from tests.conftest import RECORD_HISTORIES, history_path
+from tests.support.histories import RECORD_HISTORIES, history_path
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 STAGES = {"throughput", "timing", "history", "memory"}
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import subprocess
-import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,6 +19,9 @@ from pydantic import ValidationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.policy_store import PolicyError, PolicyStore, check_paths
+from tests.support.cli import policy_check
+from tests.support.paths import EXAMPLES
+from tests.support.policies import line_of
 from workflows.calendar import (
     Calendar,
     add_business_days,
@@ -31,25 +32,8 @@ from workflows.calendar import (
     subtract_business_time,
     subtract_open_time,
 )
-from workflows.decisions import (
-    TierClock,
-    clock_for_tier,
-    pause_clocks,
-    resolve_by,
-    resume_clocks,
-)
-from workflows.policy import (
-    Directory,
-    Policy,
-    PolicySnapshot,
-    Windows,
-    calendar_problem,
-    snapshot,
-)
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples" / "policies"
-ESCALATE = Path(sys.executable).parent / "escalate"
+from workflows.decisions import TierClock, clock_for_tier, pause_clocks, resolve_by, resume_clocks
+from workflows.policy import Directory, Policy, PolicySnapshot, Windows, calendar_problem, snapshot
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -573,10 +557,6 @@ def test_a_named_calendar_is_resolved_in_the_snapshot_and_an_unknown_one_suggest
         snapshot(Policy.model_validate({**POLICY, "calendar": "uk-ofice"}), DIRECTORY, calendars={"uk-office": OFFICE})
 
 
-def policy_check(*paths: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ESCALATE), "policy", "check", *map(str, paths)], capture_output=True, text=True, timeout=60, check=False)
-
-
 def copy_examples(tmp_path: Path) -> Path:
     folder = tmp_path / "policies"
     shutil.copytree(EXAMPLES, folder)
@@ -589,11 +569,6 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def line_of(path: Path, marker: str) -> int:
-    [line] = [n for n, text in enumerate(path.read_text().splitlines(), start=1) if marker in text]
-    return line
-
-
 def test_policy_check_reports_an_unknown_calendar_with_a_suggestion(tmp_path: Path) -> None:
     folder = copy_examples(tmp_path)
     policy = folder / "customer-support.yaml"
@@ -601,7 +576,7 @@ def test_policy_check_reports_an_unknown_calendar_with_a_suggestion(tmp_path: Pa
     result = policy_check(folder)
     assert result.returncode == 1, result.stderr
     expected = (
-        f"{policy}:{line_of(policy, 'calendar: uk-suport')}: calendar: unknown calendar 'uk-suport': "
+        f"{policy}:{line_of(policy.read_text(), 'calendar: uk-suport')}: calendar: unknown calendar 'uk-suport': "
         "did you mean 'uk-support'? add it to calendars.yaml beside the policies, or use one of uk-support"
     )
     assert expected in result.stderr
@@ -626,7 +601,7 @@ def test_policy_check_reports_a_bad_calendar_at_its_line(tmp_path: Path) -> None
     edit(calendars, "timezone: Europe/London", "timezone: Europe/Lundon")
     result = policy_check(folder)
     assert result.returncode == 1
-    assert f"{calendars}:{line_of(calendars, 'Europe/Lundon')}: uk-support.timezone: unknown time zone 'Europe/Lundon'" in result.stderr
+    assert f"{calendars}:{line_of(calendars.read_text(), 'Europe/Lundon')}: uk-support.timezone: unknown time zone 'Europe/Lundon'" in result.stderr
     assert "unknown days 'mon-fry': write e.g. mon-fri" in result.stderr
 
 

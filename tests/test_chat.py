@@ -21,20 +21,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.channels import SlackChannel
 from activities.messages import render
-from tests.conftest import make_settings
-from tests.test_email import LOOPBACK, free_port, wait_for_status
-from tests.test_webhook import (
-    SECRET,
-    Received,
-    Receiver,
-    Reply,
-    finish,
-    note,
-    of,
-    open_incident,
-    running,
-    write_policy_dir,
-)
+from tests.support.delivery import finish, open_incident, write_policy_dir
+from tests.support.incidents import wait_for_status
+from tests.support.net import LOOPBACK, free_port
+from tests.support.notifications import webhook_note
+from tests.support.receiver import SECRET, Received, Receiver, Reply
+from tests.support.temporal import make_settings, running
+from tests.support.timeline import events
 from workflows.model import Notification
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -63,9 +56,7 @@ def slack_api(request: Received) -> Reply:
 
 
 def chat_note(address: str, **changes: Any) -> Notification:
-    key = changes.pop("key", "checkout-latency-1")
-    person = changes.pop("person", "olga")
-    return note(address, key=key, person=person, channel="chat", idempotency_key=f"{key}/1/{person}/chat", **changes)
+    return webhook_note(address, channel="chat", **changes)
 
 
 def pages(requests: list[Received]) -> list[Received]:
@@ -231,13 +222,13 @@ async def test_incident_pages_a_persons_own_slack_webhook(
     settings = make_settings(policy_dir=folder, webhook_secret=SECRET)
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "chat-url")
-        status = await wait_for_status(escalations, key, lambda s: bool(of(s, "notified", "olga")))
+        status = await wait_for_status(escalations, key, lambda s: bool(events(s, "notified", who="olga")))
         await finish(time_env, escalations, key, "chat_own_webhook_url")
 
-    [notified] = of(status, "notified", "olga")
+    [notified] = events(status, "notified", who="olga")
     assert notified.channel == "chat"
     assert notified.detail == f"page via chat to {url}: delivered (Slack webhook (their webhook))"
-    assert of(status, "notify_failed") == []
+    assert events(status, "notify_failed") == []
     [page] = pages(receiver.requests("/slack/T000/B000/olga"))
     body = page.json()
     assert body["text"] == f"[P1] hooks: Checkout latency over 2s (incident {key})"
@@ -262,14 +253,14 @@ async def test_incident_posts_to_handles_through_the_web_api(
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "chat-api")
         status = await wait_for_status(
-            escalations, key, lambda s: bool(of(s, "notified", "olga") and of(s, "notified", "ghost"))
+            escalations, key, lambda s: bool(events(s, "notified", who="olga") and events(s, "notified", who="ghost"))
         )
         await time_env.sleep(timedelta(seconds=20))  # no retry of a permanent failure comes
         later = await escalations.status(key)
         await finish(time_env, escalations, key, "chat_web_api")
 
     # olga: chat.postMessage to her handle, with the bot token
-    [olga] = of(status, "notified", "olga")
+    [olga] = events(status, "notified", who="olga")
     assert olga.channel == "chat"
     assert olga.detail == "page via chat to @olga: delivered (Slack message to @olga)"
     calls = pages(receiver.requests(POST_MESSAGE))
@@ -285,18 +276,18 @@ async def test_incident_posts_to_handles_through_the_web_api(
     # ghost: channel_not_found is for good; one call, then his webhook
     [ghost_call] = [call for call in calls if call.json()["channel"] == "@ghost"]
     assert ghost_call.headers["Authorization"] == f"Bearer {TOKEN}"
-    [failed] = of(later, "notify_failed", "ghost")
+    [failed] = events(later, "notify_failed", who="ghost")
     assert failed.channel == "chat"
     assert failed.detail == (
         "page via chat to @ghost, attempt 1: Slack chat.postMessage to @ghost failed: channel_not_found; "
         "giving up on this channel"
     )
-    [ghost] = of(status, "notified", "ghost")
+    [ghost] = events(status, "notified", who="ghost")
     assert ghost.channel == "webhook"
     assert ghost.detail == f"page via webhook to {ghost_hook}: delivered (HTTP 200)"
     assert len(receiver.requests("/hooks/ghost", kind="page")) == 1
-    assert of(later, "notified", "ghost") == [ghost]
-    assert of(later, "unreachable") == []
+    assert events(later, "notified", who="ghost") == [ghost]
+    assert events(later, "unreachable") == []
 
 
 @pytest.mark.parametrize(
@@ -322,16 +313,16 @@ async def test_rate_limited_post_message_is_retried(
     settings = make_settings(policy_dir=folder, webhook_secret=SECRET)
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "chat-ratelimited")
-        await wait_for_status(escalations, key, lambda s: bool(of(s, "notify_failed", "olga")))
+        await wait_for_status(escalations, key, lambda s: bool(events(s, "notify_failed", who="olga")))
         await time_env.sleep(timedelta(seconds=asked + 1))
-        status = await wait_for_status(escalations, key, lambda s: bool(of(s, "notified", "olga")), within=5)
+        status = await wait_for_status(escalations, key, lambda s: bool(events(s, "notified", who="olga")), within=5)
         await finish(time_env, escalations, key, f"chat_rate_limited_{'retry_after' if asked > 1 else 'ok_false'}")
 
-    [failed] = of(status, "notify_failed", "olga")
+    [failed] = events(status, "notify_failed", who="olga")
     assert failed.detail == (
         f"page via chat to @olga, attempt 1: Slack chat.postMessage to @olga failed: ratelimited; retrying in {asked}s"
     )
-    [notified] = of(status, "notified", "olga")
+    [notified] = events(status, "notified", who="olga")
     assert notified.detail == "page via chat to @olga: delivered (Slack message to @olga)"
     assert notified.at - failed.at >= timedelta(seconds=asked)
     assert [call.json()["channel"] for call in pages(receiver.requests(POST_MESSAGE))] == ["@olga", "@olga"]
@@ -353,7 +344,7 @@ async def test_with_only_a_shared_webhook_handles_are_mentioned_in_its_channel(
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "chat-shared")
         status = await wait_for_status(
-            escalations, key, lambda s: bool(of(s, "notified", "olga") and of(s, "notified", "uma"))
+            escalations, key, lambda s: bool(events(s, "notified", who="olga") and events(s, "notified", who="uma"))
         )
         await finish(time_env, escalations, key, "chat_shared_webhook_mentions")
 
@@ -361,10 +352,10 @@ async def test_with_only_a_shared_webhook_handles_are_mentioned_in_its_channel(
     texts = sorted(request.json()["text"] for request in pages(receiver.requests("/slack/T000/B000/paging")))
     assert texts == sorted([f"@olga {subject}", f"<@U024BE7LH> {subject}"])
     for who, address in (("olga", "@olga"), ("uma", "U024BE7LH")):
-        [notified] = of(status, "notified", who)
+        [notified] = events(status, "notified", who=who)
         assert notified.channel == "chat"
         assert notified.detail == f"page via chat to {address}: delivered (Slack webhook (the shared webhook))"
-    assert of(status, "notify_failed") == []
+    assert events(status, "notify_failed") == []
     assert receiver.requests(POST_MESSAGE) == []
 
 
@@ -383,18 +374,18 @@ async def test_without_slack_settings_a_handle_is_skipped_for_the_next_channel(
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "chat-not-configured")
         status = await wait_for_status(
-            escalations, key, lambda s: bool(of(s, "notified", "olga") and of(s, "notified", "frank"))
+            escalations, key, lambda s: bool(events(s, "notified", who="olga") and events(s, "notified", who="frank"))
         )
         await finish(time_env, escalations, key, "chat_not_configured_skipped")
 
-    assert of(status, "notify_failed") == [], "a channel this worker cannot send on is no failure"
-    [olga] = of(status, "notified", "olga")
+    assert events(status, "notify_failed") == [], "a channel this worker cannot send on is no failure"
+    [olga] = events(status, "notified", who="olga")
     assert olga.channel == "webhook"
     assert olga.detail == f"page via webhook to {olga_hook}: delivered (HTTP 200; not configured on this worker: chat)"
     assert len(receiver.requests("/hooks/olga", kind="page")) == 1
-    [frank] = of(status, "notified", "frank")
+    [frank] = events(status, "notified", who="frank")
     assert frank.channel == "log"
     assert frank.detail == "page via log to @frank: logged (not configured on this worker: chat)"
-    assert of(status, "unreachable") == []
+    assert events(status, "unreachable") == []
     assert receiver.requests("/hooks/mia") == []
     assert receiver.requests(POST_MESSAGE) == []

@@ -7,9 +7,6 @@ says of rules that cannot work.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,22 +16,18 @@ import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from activities.policy_store import check_paths
-from tests.conftest import make_settings, running
-from tests.test_email import SENDER, Mailbox, SmtpServer, smtp_server
-from tests.test_webhook import Receiver, Reply, finish, of, open_incident, write_policy_dir
+from tests.support.cli import policy_check
+from tests.support.delivery import finish, open_incident, write_policy_dir
+from tests.support.mailbox import SENDER, SmtpServer
+from tests.support.receiver import Receiver, Reply
+from tests.support.temporal import make_settings, running
+from tests.support.timeline import events
 from workflows.model import IncidentStatus, TimelineEvent
 
 on_the_test_server = pytest.mark.asyncio(loop_scope="session")
 
-ESCALATE = Path(sys.executable).parent / "escalate"
 MINUTE = timedelta(minutes=1)
 RULES = [{"after": "0m", "via": "webhook"}, {"after": "5m", "via": "email"}, {"after": "10m", "via": "push"}]
-
-
-@pytest.fixture(name="smtp")
-def an_smtp_server() -> Iterator[SmtpServer]:
-    with smtp_server(Mailbox()) as server:
-        yield server
 
 
 def people(receiver: Receiver, rules: list[dict[str, str]] = RULES) -> dict[str, dict[str, Any]]:
@@ -54,7 +47,7 @@ def people(receiver: Receiver, rules: list[dict[str, str]] = RULES) -> dict[str,
 
 def steps(status: IncidentStatus) -> list[TimelineEvent]:
     """Olga's page deliveries, in the order they happened."""
-    return [event for event in of(status, "notified", "olga") if event.detail.startswith("page via ")]
+    return [event for event in events(status, "notified", who="olga") if event.detail.startswith("page via ")]
 
 
 def assert_at(event: TimelineEvent, due: datetime) -> None:
@@ -100,7 +93,7 @@ async def test_each_step_reaches_its_channel_at_its_time_after_the_page(
     assert push.detail == f"page via push to {receiver.url('/ntfy/olga')}: delivered (HTTP 200)"
 
     assert steps(at_26m) == steps(at_11m), "three steps, each once"
-    assert of(at_26m, "notify_failed") == []
+    assert events(at_26m, "notify_failed") == []
     assert (at_26m.status, at_26m.tier) == ("triggered", 1), "the steps do not move the tier on"
 
     # what each receiver got: one page per step, each under its own idempotency key
@@ -133,7 +126,7 @@ async def test_an_ack_at_7_minutes_ends_the_steps_still_to_come(
         status = await escalations.status(key)
         await finish(time_env, escalations, key, "contact_rules_stop_at_the_ack")
 
-    [ack] = of(acked, "acknowledged")
+    [ack] = events(acked, "acknowledged")
     assert ack.at - trigger >= 7 * MINUTE and ack.at - trigger < 8 * MINUTE
     assert [event.channel for event in steps(status)] == ["webhook", "email"]
     webhook, email = steps(status)
@@ -165,10 +158,10 @@ async def test_a_timeout_escalation_leaves_the_steps_of_the_tier_before_running(
         status = await escalations.status(key)
         await finish(time_env, escalations, key, "contact_rules_across_an_escalation")
 
-    [escalated] = of(status, "escalated")
+    [escalated] = events(status, "escalated")
     assert escalated.tier == 2
     assert_at(escalated, trigger + 8 * MINUTE)
-    [pete] = of(status, "notified", "pete")
+    [pete] = events(status, "notified", who="pete")
     assert pete.detail.startswith("escalated via webhook")
     assert_at(pete, trigger + 8 * MINUTE)
     assert [(event.channel, event.tier) for event in steps(status)] == [("webhook", 1), ("email", 1), ("push", 1)]
@@ -203,7 +196,7 @@ def test_a_rule_via_a_channel_the_person_lacks_fails_the_check(tmp_path: Path) -
         "people.olga: rules[2] goes via 'push', but this person has no push address: "
         "use one of webhook, email, or add a push: address"
     ]
-    result = subprocess.run([str(ESCALATE), "policy", "check", str(folder)], capture_output=True, text=True, timeout=60)
+    result = policy_check(folder)
     assert result.returncode == 1
     assert f"{folder / 'directory.yaml'}:" in result.stderr
     assert "people.olga: rules[2] goes via 'push', but this person has no push address" in result.stderr

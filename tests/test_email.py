@@ -2,137 +2,38 @@
 
 First the channel on its own (what a message looks like, auth, permanent and transient failures),
 then whole incidents on the time-skipping Temporal server with the worker sending real email.
+The SMTP server is ``tests.support.mailbox`` (the ``smtp`` fixture: tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.policy
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.parser import BytesParser
-from typing import Any
+from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.channels import EmailChannel, SmtpSettings, message_id
+from activities.channels import message_id
 from activities.messages import render
 from starter.api import Escalations
-from tests.conftest import TEST_POLICIES, make_settings, resolve_and_close, save_history, unique_key
+from tests.support.incidents import finish as finish_incident
+from tests.support.incidents import wait_for_status
+from tests.support.mailbox import PASSWORD, SENDER, USER, Mailbox, SmtpServer, check_password, email_channel, parts, smtp_server
+from tests.support.net import LOOPBACK, free_port
+from tests.support.notifications import email_note
+from tests.support.paths import TEST_POLICIES
+from tests.support.temporal import make_settings, unique_key
+from tests.support.timeline import events
 from worker import create_worker
-from workflows.model import IncidentStatus, MessageKind, Notification, TimelineEvent
+from workflows.model import MessageKind
 
-LOOPBACK = "127.0.0.1"
-SENDER = "pager@escalate.test"
 KINDS: tuple[MessageKind, ...] = ("page", "reminder", "escalated", "exhausted", "sla_breach")
 
 # AUTH without TLS is what these loopback tests mean to exercise (aiosmtpd warns about it).
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
-
-
-# ── a real SMTP server ───────────────────────────────────────────────────────────────────────
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (bound and released at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    authenticated: bool | None
-    login: bytes | None
-
-
-class Mailbox:
-    """An aiosmtpd handler that keeps every message and refuses the recipients it is told to."""
-
-    def __init__(self, refuse: tuple[str, ...] = ()) -> None:
-        self.refuse = set(refuse)
-        self.lock = threading.Lock()
-        self._received: list[Received] = []
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
-        if address in self.refuse:
-            return f"550 5.1.1 <{address}>: mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = envelope.original_content or envelope.content
-        message = BytesParser(policy=email.policy.default).parsebytes(raw)
-        login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
-        with self.lock:
-            self._received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), message, session.authenticated, login)
-            )
-        return "250 2.0.0 accepted"
-
-    @property
-    def received(self) -> list[Received]:
-        with self.lock:
-            return list(self._received)
-
-    def to(self, address: str) -> list[Received]:
-        return [item for item in self.received if address in item.rcpt_tos]
-
-
-@dataclass
-class SmtpServer:
-    mailbox: Mailbox
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{LOOPBACK}:{self.port}"
-
-
-@contextmanager
-def smtp_server(mailbox: Mailbox, **smtp_options: Any) -> Iterator[SmtpServer]:
-    port = free_port()
-    controller = Controller(
-        mailbox, hostname=LOOPBACK, port=port, server_hostname="smtp.escalate.test", **smtp_options
-    )
-    controller.start()
-    try:
-        yield SmtpServer(mailbox, port)
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server(Mailbox()) as server:
-        yield server
-
-
-USER = "pager"
-PASSWORD = "p@ss:w/rd 1"  # characters that must be percent-encoded in the URL
-
-
-def check_password(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == USER.encode()
-        and auth_data.password == PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
 @pytest.fixture
@@ -142,75 +43,18 @@ def auth_smtp() -> Iterator[SmtpServer]:
         yield server
 
 
-# ── helpers ──────────────────────────────────────────────────────────────────────────────────
-
-
-def note(kind: MessageKind = "page", *, key: str = "db-disk-full-1", person: str = "erin", **changes: Any) -> Notification:
-    fields: dict[str, Any] = dict(
-        idempotency_key=f"{key}/1/{person}/email",
-        kind=kind,
-        incident_key=key,
-        policy="fast",
-        priority="P1",
-        summary="Disk full on db-1",
-        person=person,
-        channel="email",
-        address=f"{person}@example.com",
-        tier=1,
-        tier_name="L1 first line",
-        tier_count=3,
-        ack_by=datetime(2026, 11, 25, 12, 15, tzinfo=UTC),
-        tried=["tier 1 L1 first line (erin, frank) for 4s"] if kind in ("escalated", "exhausted") else [],
-        reason="",
-    )
-    fields.update(changes)
-    return Notification(**fields)
-
-
-def channel_for(server_url: str, sender: str = SENDER, timeout: float = 5.0) -> EmailChannel:
-    return EmailChannel(SmtpSettings(server_url, sender, timeout))
-
-
-def parts(message: EmailMessage) -> tuple[str, str]:
-    plain = message.get_body(preferencelist=("plain",))
-    html = message.get_body(preferencelist=("html",))
-    assert plain is not None, "no text/plain part"
-    assert html is not None, "no text/html part"
-    assert plain.get_content_type() == "text/plain"
-    assert html.get_content_type() == "text/html"
-    return plain.get_content(), html.get_content()
-
-
-def events(status: IncidentStatus, kind: str) -> list[TimelineEvent]:
-    return [event for event in status.timeline if event.kind == kind]
-
-
-async def wait_for_status(
-    escalations: Escalations, key: str, done: Callable[[IncidentStatus], bool], *, within: float = 3.0
-) -> IncidentStatus:
-    """Poll in real time (the emails travel in real time); the caller checks what it waited for."""
-    deadline = time.monotonic() + within
-    while True:
-        status = await escalations.status(key)
-        if done(status) or time.monotonic() > deadline:
-            return status
-        await asyncio.sleep(0.05)
-
-
 async def finish(time_env: WorkflowEnvironment, escalations: Escalations, key: str, name: str) -> None:
     """Resolve the incident, wait for the run to close and keep its history for the replay test."""
-    final = await resolve_and_close(time_env, escalations, key, by="erin", resolution="freed disk space on db-1")
-    assert final.status == "resolved"
-    await save_history(time_env.client, key, f"email_{name}")
+    await finish_incident(time_env, escalations, key, f"email_{name}", by="erin", resolution="freed disk space on db-1")
 
 
 # ── the channel on its own ───────────────────────────────────────────────────────────────────
 
 
 async def test_email_reaches_the_smtp_server_with_both_parts_and_a_stable_message_id(smtp: SmtpServer) -> None:
-    notification = note("page")
+    notification = email_note("page")
     rendered = render(notification)
-    channel = channel_for(smtp.url)
+    channel = email_channel(smtp.url)
 
     delivery = await channel.send(notification, rendered)
     again = await channel.send(notification, rendered)  # an activity retry: same idempotency key
@@ -243,8 +87,8 @@ async def test_email_reaches_the_smtp_server_with_both_parts_and_a_stable_messag
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_every_message_says_how_to_acknowledge(smtp: SmtpServer, kind: MessageKind) -> None:
-    notification = note(kind, key="api-5xx-7", person="carol", reason="the policy is exhausted")
-    await channel_for(smtp.url).send(notification, render(notification))
+    notification = email_note(kind, key="api-5xx-7", person="carol", reason="the policy is exhausted")
+    await email_channel(smtp.url).send(notification, render(notification))
 
     [received] = smtp.mailbox.to("carol@example.com")
     text, html = parts(received.message)
@@ -255,9 +99,9 @@ async def test_every_message_says_how_to_acknowledge(smtp: SmtpServer, kind: Mes
 
 async def test_smtp_auth_from_the_url(auth_smtp: SmtpServer) -> None:
     url = f"smtp://{quote(USER, safe='')}:{quote(PASSWORD, safe='')}@{LOOPBACK}:{auth_smtp.port}"
-    notification = note("page")
+    notification = email_note("page")
 
-    delivery = await channel_for(url).send(notification, render(notification))
+    delivery = await email_channel(url).send(notification, render(notification))
 
     assert delivery.outcome == "delivered"
     [received] = auth_smtp.mailbox.received
@@ -268,10 +112,10 @@ async def test_smtp_auth_from_the_url(auth_smtp: SmtpServer) -> None:
 
 async def test_wrong_smtp_password_is_a_permanent_failure(auth_smtp: SmtpServer) -> None:
     url = f"smtp://{USER}:wrong@{LOOPBACK}:{auth_smtp.port}"
-    notification = note("page")
+    notification = email_note("page")
 
     with pytest.raises(ApplicationError) as caught:
-        await channel_for(url).send(notification, render(notification))
+        await email_channel(url).send(notification, render(notification))
 
     assert caught.value.type == "PermanentDeliveryFailure"
     assert caught.value.non_retryable
@@ -280,10 +124,10 @@ async def test_wrong_smtp_password_is_a_permanent_failure(auth_smtp: SmtpServer)
 
 
 async def test_smtp_server_requiring_auth_refuses_a_url_without_credentials(auth_smtp: SmtpServer) -> None:
-    notification = note("page")
+    notification = email_note("page")
 
     with pytest.raises(ApplicationError) as caught:
-        await channel_for(auth_smtp.url).send(notification, render(notification))
+        await email_channel(auth_smtp.url).send(notification, render(notification))
 
     assert caught.value.type == "PermanentDeliveryFailure"
     assert caught.value.non_retryable
@@ -292,9 +136,9 @@ async def test_smtp_server_requiring_auth_refuses_a_url_without_credentials(auth
 
 async def test_refused_recipient_is_a_permanent_failure() -> None:
     with smtp_server(Mailbox(refuse=("erin@example.com",))) as server:
-        notification = note("page")
+        notification = email_note("page")
         with pytest.raises(ApplicationError) as caught:
-            await channel_for(server.url).send(notification, render(notification))
+            await email_channel(server.url).send(notification, render(notification))
 
     assert caught.value.type == "PermanentDeliveryFailure"
     assert caught.value.non_retryable
@@ -305,11 +149,11 @@ async def test_refused_recipient_is_a_permanent_failure() -> None:
 
 async def test_smtp_server_down_is_a_retryable_failure() -> None:
     port = free_port()  # nothing listens here
-    notification = note("page")
+    notification = email_note("page")
 
     started = time.monotonic()
     with pytest.raises(Exception) as caught:
-        await channel_for(f"smtp://{LOOPBACK}:{port}", timeout=5).send(notification, render(notification))
+        await email_channel(f"smtp://{LOOPBACK}:{port}", timeout=5).send(notification, render(notification))
 
     assert time.monotonic() - started < 5, "a refused connection must fail at once, not wait for the timeout"
     error = caught.value

@@ -28,20 +28,10 @@ from temporalio.testing import ActivityEnvironment
 from activities import EscalationActivities
 from activities.channels import SmtpSettings
 from activities.messages import render
-from tests.conftest import make_settings
-from tests.test_email import (
-    LOOPBACK,
-    PASSWORD,
-    SENDER,
-    USER,
-    Mailbox,
-    SmtpServer,
-    channel_for,
-    check_password,
-    note,
-    parts,
-    smtp_server,
-)
+from tests.support.mailbox import PASSWORD, SENDER, USER, Mailbox, SmtpServer, check_password, email_channel, parts, smtp_server
+from tests.support.net import LOOPBACK
+from tests.support.notifications import email_note
+from tests.support.temporal import make_settings
 from workflows.model import Delivery, Notification
 
 CREDENTIALS = f"{quote(USER, safe='')}:{quote(PASSWORD, safe='')}"
@@ -229,9 +219,9 @@ def test_smtps_with_starttls_is_refused_when_the_worker_starts() -> None:
 
 async def test_starttls_delivers_over_tls(starttls_server: TlsServer, pki: Pki) -> None:
     url = f"smtp://{LOOPBACK}:{starttls_server.port}?starttls=1&{pki.query}"
-    notification = note("page")
+    notification = email_note("page")
 
-    delivery = await channel_for(url).send(notification, render(notification))
+    delivery = await email_channel(url).send(notification, render(notification))
 
     assert (delivery.channel, delivery.outcome) == ("email", "delivered")
     assert_delivered_over_tls(starttls_server, starttls=True)
@@ -239,7 +229,7 @@ async def test_starttls_delivers_over_tls(starttls_server: TlsServer, pki: Pki) 
 
 async def test_starttls_with_auth_logs_in_over_tls(starttls_auth_server: TlsServer, pki: Pki) -> None:
     url = f"smtp://{CREDENTIALS}@{LOOPBACK}:{starttls_auth_server.port}?starttls=1&{pki.query}"
-    notification = note("page")
+    notification = email_note("page")
 
     delivery = await notify_via_activity(url, notification)
 
@@ -255,7 +245,7 @@ async def test_starttls_with_auth_logs_in_over_tls(starttls_auth_server: TlsServ
 
 async def test_smtps_delivers_over_implicit_tls(smtps_server: TlsServer, pki: Pki) -> None:
     url = f"smtps://{LOOPBACK}:{smtps_server.port}?{pki.query}"
-    notification = note("page")
+    notification = email_note("page")
 
     delivery = await notify_via_activity(url, notification)
 
@@ -269,7 +259,7 @@ async def test_smtps_delivers_over_implicit_tls(smtps_server: TlsServer, pki: Pk
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 async def test_smtps_with_auth(smtps_auth_server: TlsServer, pki: Pki) -> None:
     url = f"smtps://{CREDENTIALS}@{LOOPBACK}:{smtps_auth_server.port}?{pki.query}"
-    notification = note("page")
+    notification = email_note("page")
 
     delivery = await notify_via_activity(url, notification)
 
@@ -304,7 +294,7 @@ def untrusted_server(pki: Pki, case: str) -> Iterator[tuple[TlsServer, str, str]
 async def test_untrusted_certificate_fails_naming_certificate_verification(pki: Pki, case: str) -> None:
     with untrusted_server(pki, case) as (server, url, why):
         with pytest.raises(ApplicationError) as caught:
-            await notify_via_activity(url, note("page"))
+            await notify_via_activity(url, email_note("page"))
         assert server.mailbox.received == [], "nothing may be sent to a server whose certificate failed"
 
     message = caught.value.message
@@ -316,7 +306,7 @@ async def test_untrusted_certificate_fails_naming_certificate_verification(pki: 
 async def test_untrusted_certificate_is_a_permanent_failure(pki: Pki, case: str) -> None:
     with untrusted_server(pki, case) as (server, url, _):
         with pytest.raises(ApplicationError) as caught:
-            await notify_via_activity(url, note("page"))
+            await notify_via_activity(url, email_note("page"))
 
     error = caught.value
     assert error.type == "PermanentDeliveryFailure", f"retried as {error.type}: {error.message}"
@@ -334,7 +324,7 @@ async def test_server_requiring_starttls_refuses_a_url_that_turns_it_off(starttl
     url = f"smtp://{LOOPBACK}:{starttls_server.port}?starttls=0&{pki.query}"
 
     with pytest.raises(ApplicationError) as caught:
-        await notify_via_activity(url, note("page"))
+        await notify_via_activity(url, email_note("page"))
 
     error = caught.value
     assert "530" in error.message and "STARTTLS" in error.message, f"the error does not name the problem: {error.message!r}"
@@ -346,9 +336,9 @@ async def test_server_requiring_starttls_refuses_a_url_that_turns_it_off(starttl
 async def test_url_without_starttls_upgrades_when_the_server_offers_it(starttls_server: TlsServer, pki: Pki) -> None:
     """``?starttls`` unset: the client takes STARTTLS when offered (and verifies the certificate)."""
     url = f"smtp://{LOOPBACK}:{starttls_server.port}?{pki.query}"
-    notification = note("page")
+    notification = email_note("page")
 
-    delivery = await channel_for(url).send(notification, render(notification))
+    delivery = await email_channel(url).send(notification, render(notification))
 
     assert delivery.outcome == "delivered"
     assert_delivered_over_tls(starttls_server, starttls=True)
@@ -360,7 +350,7 @@ async def test_url_without_starttls_or_cafile_fails_on_the_servers_certificate(s
     url = f"smtp://{LOOPBACK}:{starttls_server.port}"
 
     with pytest.raises(ApplicationError) as caught:
-        await notify_via_activity(url, note("page"))
+        await notify_via_activity(url, email_note("page"))
 
     assert "certificate verify failed" in caught.value.message
     assert starttls_server.mailbox.received == []
@@ -370,7 +360,7 @@ async def test_url_demanding_starttls_of_a_server_without_it_names_starttls(pki:
     with smtp_server(TlsMailbox()) as plain:
         url = f"smtp://{LOOPBACK}:{plain.port}?starttls=1&{pki.query}"
         with pytest.raises(ApplicationError) as caught:
-            await notify_via_activity(url, note("page"))
+            await notify_via_activity(url, email_note("page"))
         assert plain.mailbox.received == [], "nothing may go out in plain text when the URL demands TLS"
 
     assert "STARTTLS" in caught.value.message, f"the error does not name the problem: {caught.value.message!r}"
@@ -382,7 +372,7 @@ async def test_smtps_url_to_a_starttls_server_fails_fast_and_clearly(starttls_se
     url = f"smtps://{LOOPBACK}:{starttls_server.port}?{pki.query}"
 
     with pytest.raises(ApplicationError) as caught:
-        await notify_via_activity(url, note("page"))
+        await notify_via_activity(url, email_note("page"))
 
     message = caught.value.message
     assert str(starttls_server.port) in message, f"the error should name the server: {message!r}"

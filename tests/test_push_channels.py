@@ -33,19 +33,13 @@ from temporalio.testing import WorkflowEnvironment
 from activities.channels import PushChannel, TeamsChannel
 from activities.messages import RenderedMessage, Templates
 from escalate.links import link_url, make_token, read_token
-from tests.conftest import make_settings, running
-from tests.test_email import LOOPBACK, free_port, wait_for_status
-from tests.test_webhook import (
-    Received,
-    Receiver,
-    Reply,
-    attempt_numbers,
-    finish,
-    note,
-    of,
-    open_incident,
-    write_policy_dir,
-)
+from tests.support.delivery import attempt_numbers, finish, open_incident, write_policy_dir
+from tests.support.incidents import wait_for_status
+from tests.support.net import LOOPBACK, free_port
+from tests.support.notifications import webhook_note
+from tests.support.receiver import Received, Receiver, Reply
+from tests.support.temporal import make_settings, running
+from tests.support.timeline import events
 from workflows.model import Notification
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -71,11 +65,11 @@ def rendered(notification: Notification, *, link: str = "") -> RenderedMessage:
 
 
 def teams_note(address: str, **changes: Any) -> Notification:
-    return note(address, channel="teams", idempotency_key="checkout-latency-1/1/olga/teams", **changes)
+    return webhook_note(address, channel="teams", **changes)
 
 
 def push_note(address: str, **changes: Any) -> Notification:
-    return note(address, channel="push", idempotency_key="checkout-latency-1/1/olga/push", **changes)
+    return webhook_note(address, channel="push", **changes)
 
 
 def card_of(request: Received) -> dict[str, Any]:
@@ -338,18 +332,18 @@ async def test_an_incident_pages_by_teams_and_push_retrying_and_falling_over(
     )
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "push-teams")
-        await wait_for_status(escalations, key, lambda s: len(of(s, "notify_failed", "olga")) >= 3, within=8)
+        await wait_for_status(escalations, key, lambda s: len(events(s, "notify_failed", who="olga")) >= 3, within=8)
         await time_env.sleep(timedelta(seconds=20))  # past olga's Teams backoffs (1+2+4+8s)
         status = await wait_for_status(
-            escalations, key, lambda s: all(of(s, "notified", who) for who in ("olga", "pete", "rita")), within=8
+            escalations, key, lambda s: all(events(s, "notified", who=who) for who in ("olga", "pete", "rita")), within=8
         )
         await finish(time_env, escalations, key, "push_teams_retry_and_fall_over")
 
     # pete: Teams took the page at once
-    [pete] = of(status, "notified", "pete")
+    [pete] = events(status, "notified", who="pete")
     assert (pete.channel, pete.detail) == ("teams", f"page via teams to {pete_teams}: delivered (HTTP 200)")
     assert pete.at - trigger < timedelta(seconds=2)
-    assert of(status, "notify_failed", "pete") == []
+    assert events(status, "notify_failed", who="pete") == []
     [pete_page, *_] = receiver.requests("/teams/pete")
     card = card_of(pete_page)
     assert texts(card)[0] == f"[P1] hooks: Checkout latency over 2s (incident {key})"
@@ -359,11 +353,11 @@ async def test_an_incident_pages_by_teams_and_push_retrying_and_falling_over(
     assert acknowledge.startswith(f"{API_URL}/v1/links/")
 
     # rita: 503, retried a second later under the same idempotency key, then delivered
-    [rita_failed] = of(status, "notify_failed", "rita")
+    [rita_failed] = events(status, "notify_failed", who="rita")
     assert rita_failed.detail == (
         f"page via push to {rita_push}, attempt 1: the push server answered HTTP 503: storage full; retrying in 1s"
     )
-    [rita] = of(status, "notified", "rita")
+    [rita] = events(status, "notified", who="rita")
     assert (rita.channel, rita.detail) == ("push", f"page via push to {rita_push}: delivered (HTTP 200)")
     assert rita.at - rita_failed.at >= timedelta(seconds=1)
     rita_pages = receiver.requests("/ntfy/rita")[:2]
@@ -378,7 +372,7 @@ async def test_an_incident_pages_by_teams_and_push_retrying_and_falling_over(
     assert rita_pages[0].headers["X-Escalate-Idempotency-Key"] == rita_pages[1].headers["X-Escalate-Idempotency-Key"]
 
     # olga: push refused for good (one attempt), Teams given up after five, the webhook took it
-    olga_failed = of(status, "notify_failed", "olga")
+    olga_failed = events(status, "notify_failed", who="olga")
     assert [event.channel for event in olga_failed] == ["push", "teams", "teams", "teams", "teams", "teams"]
     push_refused, *teams_failed = olga_failed
     assert push_refused.detail == (
@@ -393,7 +387,7 @@ async def test_an_incident_pages_by_teams_and_push_retrying_and_falling_over(
     assert teams_failed[-1].detail.endswith("the Teams webhook answered HTTP 503: busy; giving up on this channel")
     for earlier, later, backoff in zip(teams_failed, teams_failed[1:], (1, 2, 4, 8)):
         assert later.at - earlier.at >= timedelta(seconds=backoff)
-    [olga] = of(status, "notified", "olga")
+    [olga] = events(status, "notified", who="olga")
     assert (olga.channel, olga.detail) == ("webhook", f"page via webhook to {olga_hook}: delivered (HTTP 200)")
     assert olga.at >= teams_failed[-1].at
     olga_push_page = receiver.requests("/ntfy/olga")[0]
@@ -401,6 +395,6 @@ async def test_an_incident_pages_by_teams_and_push_retrying_and_falling_over(
     page_attempts = [r for r in receiver.requests("/teams/olga") if "You are paged" in texts(card_of(r))[1]]
     assert len(page_attempts) == 5, "each attempt in the timeline is one request, no more"
 
-    assert of(status, "unreachable") == [], "everyone was reached on some channel"
+    assert events(status, "unreachable") == [], "everyone was reached on some channel"
     assert receiver.requests("/hooks/mia") == []
     assert (status.status, status.tier) == ("triggered", 1)

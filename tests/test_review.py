@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,13 +26,7 @@ from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 
 from starter.api import Escalations, IncidentRejected
-from starter.report import (
-    render,
-    render_policy_report,
-    timeline_svg,
-    to_html,
-    to_markdown,
-)
+from starter.report import render, render_policy_report, timeline_svg, to_html, to_markdown
 from starter.review import (
     Review,
     ReviewNotPossible,
@@ -46,13 +37,10 @@ from starter.review import (
     review_incident,
     summarise,
 )
-from tests.conftest import (
-    make_settings,
-    resolve_and_close,
-    running,
-    save_history,
-    unique_key,
-)
+from tests.support.cli import Run, cli_env, escalate, offline, without_source_line
+from tests.support.histories import save_history
+from tests.support.temporal import make_settings, resolve_and_close, running, unique_key
+from tests.support.timeline import events
 from workflows.incident import IncidentWorkflow
 from workflows.model import IncidentRequest, IncidentStatus, TimelineEvent
 
@@ -61,7 +49,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
-ESCALATE = Path(sys.executable).parent / "escalate"
 SVG = "{http://www.w3.org/2000/svg}"
 XHTML = "{http://www.w3.org/1999/xhtml}"
 NAMESPACES = {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xhtml"}
@@ -96,10 +83,6 @@ class ChangedIncidentWorkflow(IncidentWorkflow):
 # ── helpers ──────────────────────────────────────────────────────────────────────────────────
 
 
-def events(timeline: list[TimelineEvent], kind: str) -> list[TimelineEvent]:
-    return [event for event in timeline if event.kind == kind]
-
-
 def without_source(review: Review) -> dict[str, Any]:
     """The review as JSON (as a tool would read it), minus where it came from."""
     data = json.loads(review.model_dump_json())
@@ -107,48 +90,11 @@ def without_source(review: Review) -> dict[str, Any]:
     return data
 
 
-def without_source_line(markdown: str) -> str:
-    return "\n".join(line for line in markdown.splitlines() if not line.startswith("_Source:"))
-
-
-@dataclass
-class Cli:
-    returncode: int
-    stdout: str
-    stderr: str
-    args: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"`escalate {' '.join(self.args)}` exited {self.returncode}\n--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
-
-
-def offline_env(tmp: Path) -> dict[str, str]:
-    """An environment in which no Temporal can be reached: `escalate replay` must not need one."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-    env.update(
-        TEMPORAL_ADDRESS="127.0.0.1:1",
-        TEMPORAL_CONFIG_FILE=str(tmp / "no-temporal-profile.toml"),
-        ESCALATE_API_URL="http://127.0.0.1:1",
-        ESCALATE_DATA_DIR=str(tmp),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-async def escalate_offline(tmp: Path, *args: str) -> Cli:
+async def escalate_offline(tmp: Path, *args: str) -> Run:
     """Run the real console script with nothing listening at TEMPORAL_ADDRESS. A run killed by a
-    signal at interpreter exit (temporalio/sdk-python#300, reported by tests/test_e2e_cli.py) is
-    run again."""
-    for _ in range(3):
-        process = await asyncio.create_subprocess_exec(
-            str(ESCALATE), *args, env=offline_env(tmp), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-        run = Cli(process.returncode or 0, out.decode(), err.decode(), args)
-        if run.returncode >= 0:
-            return run
-    return run
+    signal at interpreter exit (temporalio/sdk-python#300, reported by tests/e2e/test_e2e_cli.py)
+    is run again."""
+    return await escalate(offline(cli_env(tmp, ESCALATE_DATA_DIR=str(tmp))), *args, timeout=120, retry_crash=True)
 
 
 def parse_html(text: str) -> ET.Element:

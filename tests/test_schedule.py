@@ -12,8 +12,6 @@ checks that every problem names the file, the line, the field and what to write 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,12 +23,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.policy_store import PolicyStore
 from escalate.settings import EXAMPLE_POLICIES
+from tests.support.cli import policy_check
+from tests.support.paths import TEST_POLICIES
+from tests.support.policies import line_of
 from workflows.policy import PolicySnapshot
 from workflows.schedule import OnCall, Schedule, coverage_gaps, describe_gap, on_call
 
-ROOT = Path(__file__).resolve().parent.parent
-ESCALATE = Path(sys.executable).parent / "escalate"
-TEST_DIRECTORY = ROOT / "tests" / "policies" / "directory.yaml"  # alice, bob, carol, dana, erin, frank
+TEST_DIRECTORY = TEST_POLICIES / "directory.yaml"  # alice, bob, carol, dana, erin, frank
 
 LONDON = ZoneInfo("Europe/London")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -488,18 +487,6 @@ def test_an_override_that_ends_before_it_starts_is_refused() -> None:
         schedule(DAILY + "overrides:\n  - {who: dana, from: 2027-01-05T13:00, until: 2027-01-05T12:00}\n")
 
 
-def check(folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ESCALATE), "policy", "check", str(folder)], capture_output=True, text=True, timeout=60
-    )
-
-
-def line_of(text: str, marker: str) -> int:
-    lines = [n for n, line in enumerate(text.splitlines(), start=1) if marker in line]
-    assert len(lines) == 1, f"{marker!r} is on lines {lines}"
-    return lines[0]
-
-
 POLICY = """\
 policy: ops
 manager: dana
@@ -536,7 +523,7 @@ def test_policy_check_names_file_line_field_and_fix_for_each_schedule_problem(tm
     (tmp_path / "schedules" / "ops.yaml").write_text(DAILY)
     for name, text in BROKEN.items():
         (tmp_path / "schedules" / name).write_text(text)
-    result = check(tmp_path)
+    result = policy_check(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
 
@@ -584,7 +571,7 @@ def test_policy_check_warns_about_gaps_but_passes(tmp_path: Path) -> None:
         "  - {participants: [erin, frank], shift: 1w, start: 2020-01-06,"
         ' active: {timezone: Europe/London, hours: {mon-fri: "09:00-17:30"}}}\n'
     )
-    result = check(tmp_path)
+    result = policy_check(tmp_path)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1, result.stderr

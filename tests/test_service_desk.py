@@ -11,15 +11,11 @@ tests/test_replay.py).
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time as monotonic_clock
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from activities.messages import render
@@ -27,26 +23,17 @@ from activities.policy_store import PolicyStore
 from escalate.settings import EXAMPLE_POLICIES
 from starter.api import Escalations, IncidentRejected
 from starter.review import review_incident
-from tests.conftest import (
-    make_settings,
-    resolve_and_close,
-    running,
-    save_history,
-    unique_key,
-)
-from tests.test_email import Mailbox, Received, parts, smtp_server
+from tests.support.clock import LONDON, local, london, move_to
+from tests.support.histories import save_history
+from tests.support.incidents import start_new
+from tests.support.mailbox import Mailbox, mail_to, parts, smtp_server
+from tests.support.temporal import closed, make_settings, resolve_and_close, running, unique_key
+from tests.support.timeline import assert_on_time, events, told
 from workflows.calendar import Calendar, add_business_time, open_time_between
-from workflows.model import (
-    REPORTER,
-    IncidentStatus,
-    Notification,
-    TimelineEvent,
-    workflow_id,
-)
+from workflows.model import REPORTER, IncidentStatus, Notification
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-LONDON = ZoneInfo("Europe/London")
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -58,34 +45,7 @@ UK_SUPPORT: Calendar = PolicyStore(EXAMPLE_POLICIES).calendars()["uk-support"]  
 # ── reading the timeline ──────────────────────────────────────────────────────────────────
 
 
-def events(status: IncidentStatus, kind: str) -> list[TimelineEvent]:
-    return [event for event in status.timeline if event.kind == kind]
-
-
-def told(status: IncidentStatus, *, what: str, after: datetime | None = None) -> list[str]:
-    """Who got a message of kind ``what`` (page, reminder, escalated, sla_breach, …)."""
-    return sorted(
-        event.who or ""
-        for event in events(status, "notified")
-        if event.detail.startswith(f"{what} via ") and (after is None or event.at >= after)
-    )
-
-
-def assert_on_time(event: TimelineEvent, due: datetime) -> None:
-    """Due exactly when the policy says, and acted on within a second."""
-    assert event.due_at == due, f"{event.kind} due {local(event.due_at)}, expected {local(due)}"
-    assert timedelta(0) <= event.at - due < timedelta(seconds=1), f"{event.kind} late by {event.at - due}"
-
-
 # ── London wall-clock time ────────────────────────────────────────────────────────────────
-
-
-def local(moment: datetime | None) -> str:
-    return moment.astimezone(LONDON).strftime("%a %Y-%m-%d %H:%M:%S %Z") if moment else "-"
-
-
-def london(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime.combine(day, time(hour, minute), LONDON).astimezone(UTC)
 
 
 def same_time_on(moment: datetime, day: date) -> datetime:
@@ -122,13 +82,6 @@ def next_quiet_friday(now: datetime, calendar: Calendar, *, quiet_for: int) -> d
     return day
 
 
-async def move_to(env: WorkflowEnvironment, target: datetime) -> None:
-    """Move the test server's clock to ``target`` (it only moves forward)."""
-    now = await env.get_current_time()
-    assert target > now, f"the server is already at {local(now)}, past {local(target)}"
-    await env.sleep(target - now)
-
-
 def policy_folder(tmp_path: Path, calendars_yaml: str) -> Path:
     """The example policies, with calendars.yaml of the test's own."""
     folder = tmp_path / "policies"
@@ -138,12 +91,7 @@ def policy_folder(tmp_path: Path, calendars_yaml: str) -> Path:
 
 
 async def open_case(escalations: Escalations, key: str, priority: str = "medium", **fields: str) -> IncidentStatus:
-    opened = await escalations.start_incident(
-        policy="customer-support", key=key, priority=priority, summary="Customer cannot export invoices", **fields
-    )
-    assert opened.created
-    assert opened.status.triggered_at is not None
-    return opened.status
+    return await start_new(escalations, "customer-support", key, priority, summary="Customer cannot export invoices", **fields)
 
 
 # ── (1) a medium case opened on Friday afternoon ──────────────────────────────────────────
@@ -501,20 +449,10 @@ async def test_resolving_while_waiting_closes_the_case_and_tells_everyone(
     await escalations.wait_on_customer(key, by="grace", reason="proposed a workaround")
     resolved = await escalations.resolve(key, by="grace", resolution="the workaround did it")
     assert (resolved.status, resolved.waiting_since, resolved.resolved_by) == ("resolved", None, "grace")
-    final = await resolve_and_close_quietly(time_env, escalations, key)
+    final = await closed(time_env, key)
     assert final.status == "resolved"
     assert told(final, what="resolved") == sorted(["grace", "heidi", REPORTER])
     await save_history(time_env.client, key, "desk_resolved_while_waiting")
-
-
-async def resolve_and_close_quietly(env: WorkflowEnvironment, escalations: Escalations, key: str) -> IncidentStatus:
-    """Wait for a resolved incident's run to close (its last notices go out first)."""
-    handle = env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
-    for _ in range(30):
-        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-            break
-        await env.sleep(timedelta(seconds=5))
-    return await handle.result()
 
 
 async def test_actions_refused_while_waiting_and_resume_when_not_waiting(escalations: Escalations) -> None:
@@ -552,16 +490,6 @@ async def test_actions_refused_while_waiting_and_resume_when_not_waiting(escalat
 
 def utc_text(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-
-
-async def mail_to(mailbox: Mailbox, address: str, count: int, *, within: float = 10.0) -> list[Received]:
-    """The first ``count`` messages to ``address``, waiting for them in real time (email is real)."""
-    deadline = monotonic_clock.monotonic() + within
-    while len(mailbox.to(address)) < count and monotonic_clock.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    received = mailbox.to(address)
-    assert len(received) >= count, f"{address} got {len(received)} message(s), expected {count}: {[m.message['Subject'] for m in received]}"
-    return received[:count]
 
 
 async def test_the_reporter_is_told_the_real_business_deadlines_and_everyone_the_outcome(

