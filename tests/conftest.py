@@ -14,19 +14,15 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from escalate.settings import Settings
-
-# Until tests/test_api.py and tests/test_alertmanager.py import these from tests.support (as every
-# other module does), they find them here.
-from tests.support.histories import save_history  # noqa: F401, E402
+from tests.support.histories import save_history
 from tests.support.mailbox import Mailbox, SmtpServer, smtp_server
+from tests.support.paths import TESTS
 from tests.support.receiver import Receiver
-from tests.support.temporal import (
-    TrackedEscalations,
-    make_settings,
-    running,
-    time_skipping_server,
-    unique_key,  # noqa: F401, E402
-)
+from tests.support.temporal import TrackedEscalations, make_settings, running, time_skipping_server, unique_key
+
+__all__ = ["TrackedEscalations", "make_settings", "running", "save_history", "unique_key"]
+"""Until tests/test_api.py and tests/test_alertmanager.py import these from tests.support (as every
+other module does), they find them here."""
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -62,10 +58,42 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
+LAYERS = ("unit", "scenarios", "e2e", "reliability")
+"""The layers, each a folder here, in the order they run; modules at the top level run first."""
+SLOW = ("e2e", "reliability")
+"""The layers ``pytest -m "not slow"`` leaves out."""
+
+
+def layer(item: pytest.Item) -> str | None:
+    """The layer (folder) a test is in; None at the top level."""
+    folder = item.path.relative_to(TESTS).parts[0]
+    return folder if folder in LAYERS else None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Replay the committed histories first, before the scenarios record today's versions."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("replay") else 1)
+    """Mark e2e and reliability tests ``slow``. Replay the committed histories first, before the
+    scenarios record today's versions; then the top level (the HTTP API tests: they compare the
+    session's time-skipping clock with the wall clock, which the scenarios move days ahead), then
+    the layers, fast ones first."""
+    for item in items:
+        if layer(item) in SLOW:
+            item.add_marker(pytest.mark.slow)
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        where = layer(item)
+        return (0 if item.get_closest_marker("replay") else 1, 0 if where is None else 1 + LAYERS.index(where))
+
+    items.sort(key=order)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "replay: replays recorded histories against today's code")
+DESELECTED: list[pytest.Item] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    DESELECTED.extend(items)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A layer that ``-m`` leaves empty (``pytest -m "not slow" tests/e2e``) is not an error."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and DESELECTED:
+        session.exitstatus = pytest.ExitCode.OK

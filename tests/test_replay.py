@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from temporalio.worker import WorkflowReplayResult
 
-from tests.support.histories import load, recorded, replay
+from tests.support.histories import recorded, replay_all
 from tests.support.paths import HISTORIES
 
 RECORDED = recorded()
@@ -22,13 +24,17 @@ RECORDED = recorded()
 pytestmark = pytest.mark.replay
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def replayed() -> dict[Path, WorkflowReplayResult]:
+    """Every recorded history replayed once, in one replayer (one worker for all of them)."""
+    return await replay_all(RECORDED)
+
+
 def test_the_scenarios_have_recorded_histories() -> None:
     assert len(RECORDED) >= 10, f"expected the scenario histories under {HISTORIES}, found {len(RECORDED)}"
 
 
-@pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.parametrize("path", RECORDED, ids=[str(path.relative_to(HISTORIES).with_suffix("")) for path in RECORDED])
-async def test_recorded_history_replays_with_todays_code(path: Path) -> None:
-    history, workflow = load(path)
-    result = await replay(history, workflow)
-    assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
+def test_recorded_history_replays_with_todays_code(path: Path, replayed: dict[Path, WorkflowReplayResult]) -> None:
+    failure = replayed[path].replay_failure
+    assert failure is None, f"{path.name} no longer replays: {failure}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -76,21 +77,42 @@ def recorded() -> list[Path]:
     return sorted(HISTORIES.rglob("*.json"))
 
 
-def load(path: Path) -> tuple[WorkflowHistory, type]:
-    """A recorded history and the workflow class that must replay it."""
+def load(path: Path) -> WorkflowHistory:
+    """A recorded history, under its workflow's id: ``maintenance-<policy>`` for a maintenance
+    window (from the policy its run was started for), ``incident-<name>`` for an incident."""
     text = path.read_text()
     if path.parent == MAINTENANCE_HISTORIES:
         started = WorkflowHistory.from_json("maintenance", text).events[0].workflow_execution_started_event_attributes
         request: dict[str, Any] = json.loads(started.input.payloads[0].data)
-        return WorkflowHistory.from_json(maintenance_id(request["policy"]), text), MaintenanceWorkflow
-    return WorkflowHistory.from_json(f"incident-{path.stem}", text), IncidentWorkflow
+        return WorkflowHistory.from_json(maintenance_id(request["policy"]), text)
+    return WorkflowHistory.from_json(f"incident-{path.stem}", text)
 
 
-async def replay(history: WorkflowHistory, workflow: type = IncidentWorkflow) -> WorkflowReplayResult:
-    """Replay with today's code, as the worker runs it (its sandbox); the failure, if any, is in
-    the result's ``replay_failure``."""
-    replayer = Replayer(workflows=[workflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
-    return await replayer.replay_workflow(history, raise_on_replay_failure=False)
+def replayer() -> Replayer:
+    """Today's workflows as the worker runs them (its sandbox): each history replays with the
+    workflow its type names (``Incident``, ``Maintenance``)."""
+    return Replayer(
+        workflows=[IncidentWorkflow, MaintenanceWorkflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+    )
+
+
+async def replay(history: WorkflowHistory) -> WorkflowReplayResult:
+    """Replay with today's code; the failure, if any, is in the result's ``replay_failure``."""
+    return await replayer().replay_workflow(history, raise_on_replay_failure=False)
+
+
+async def replay_all(paths: list[Path]) -> dict[Path, WorkflowReplayResult]:
+    """Replay these recorded histories with today's code, one after the other in one replayer."""
+
+    async def histories() -> AsyncIterator[WorkflowHistory]:
+        for path in paths:
+            yield load(path)
+
+    results: dict[Path, WorkflowReplayResult] = {}
+    async with replayer().workflow_replay_iterator(histories()) as replayed:
+        async for result in replayed:
+            results[paths[len(results)]] = result
+    return results
 
 
 async def check_replays(client: Client, key: str) -> None:

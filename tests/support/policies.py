@@ -27,6 +27,16 @@ def write_folder(
     return folder
 
 
+def tier(name: str, *owners: str, **extra: Any) -> dict[str, Any]:
+    """One tier of a policy: its name, owners and what else it says (``ack_within``…)."""
+    return {"name": name, "owners": list(owners), **extra}
+
+
+def policy(name: str, *, windows: dict[str, dict[str, str]], tiers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A policy as written in its YAML file, with mia as its manager."""
+    return {"policy": name, "description": "on-call paging tests", "manager": "mia", "windows": windows, "tiers": tiers, **extra}
+
+
 def tiers_of(*owners: list[str], names: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Tiers with these owners, named from ``names`` or "Tier 1", "Tier 2"…"""
     return [{"name": names[n] if n < len(names) else f"Tier {n + 1}", "owners": list(who)} for n, who in enumerate(owners)]

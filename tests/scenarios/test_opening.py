@@ -197,6 +197,7 @@ def test_the_store_reads_a_policy_again_only_when_a_file_changed(tmp_path: Path)
         store.load("payments")
 
 
+@pytest.mark.slow  # the read's retries take 15 s in real time
 @pytest.mark.asyncio(loop_scope="session")
 async def test_an_incident_whose_maintenance_window_cannot_be_read_is_paged_and_says_so(
     time_env: WorkflowEnvironment,

@@ -569,6 +569,7 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+@pytest.mark.slow  # runs the console script
 def test_policy_check_reports_an_unknown_calendar_with_a_suggestion(tmp_path: Path) -> None:
     folder = copy_examples(tmp_path)
     policy = folder / "customer-support.yaml"
@@ -585,6 +586,7 @@ def test_policy_check_reports_an_unknown_calendar_with_a_suggestion(tmp_path: Pa
         PolicyStore(folder).load("customer-support")
 
 
+@pytest.mark.slow  # runs the console script
 def test_policy_check_reports_a_missing_calendars_file(tmp_path: Path) -> None:
     folder = copy_examples(tmp_path)
     (folder / "calendars.yaml").unlink()
@@ -594,6 +596,7 @@ def test_policy_check_reports_a_missing_calendars_file(tmp_path: Path) -> None:
     assert "calendars.yaml defines none" in result.stderr
 
 
+@pytest.mark.slow  # runs the console script
 def test_policy_check_reports_a_bad_calendar_at_its_line(tmp_path: Path) -> None:
     folder = copy_examples(tmp_path)
     calendars = folder / "calendars.yaml"
@@ -605,6 +608,7 @@ def test_policy_check_reports_a_bad_calendar_at_its_line(tmp_path: Path) -> None
     assert "unknown days 'mon-fry': write e.g. mon-fri" in result.stderr
 
 
+@pytest.mark.slow  # runs the console script
 def test_policy_check_reports_business_time_without_a_calendar(tmp_path: Path) -> None:
     folder = copy_examples(tmp_path)
     policy = folder / "customer-support.yaml"
@@ -615,6 +619,7 @@ def test_policy_check_reports_business_time_without_a_calendar(tmp_path: Path) -
     assert str(policy) in result.stderr
 
 
+@pytest.mark.slow  # runs the console script
 def test_the_example_policies_with_calendars_pass() -> None:
     result = policy_check(EXAMPLES)
     assert result.returncode == 0, result.stderr

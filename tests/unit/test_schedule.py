@@ -516,6 +516,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.slow  # runs the console script
 def test_policy_check_names_file_line_field_and_fix_for_each_schedule_problem(tmp_path: Path) -> None:
     shutil.copy(TEST_DIRECTORY, tmp_path / "directory.yaml")
     (tmp_path / "ops.yaml").write_text(POLICY)
@@ -559,6 +560,7 @@ def test_policy_check_names_file_line_field_and_fix_for_each_schedule_problem(tm
     assert f"ok: {tmp_path / 'schedules' / 'ops.yaml'}" in result.stdout
 
 
+@pytest.mark.slow  # runs the console script
 def test_policy_check_warns_about_gaps_but_passes(tmp_path: Path) -> None:
     shutil.copy(TEST_DIRECTORY, tmp_path / "directory.yaml")
     (tmp_path / "ops.yaml").write_text(POLICY.replace("schedule:opps", "schedule:desk").replace("schedule:shift", "carol"))

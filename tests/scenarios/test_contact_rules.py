@@ -186,6 +186,7 @@ def problems_of(folder: Path) -> list[str]:
     return [f"{problem.path}: {problem.message}" for problem in check_paths([folder]).problems]
 
 
+@pytest.mark.slow  # runs the console script
 def test_a_rule_via_a_channel_the_person_lacks_fails_the_check(tmp_path: Path) -> None:
     folder = write_directory(
         tmp_path / "policies",

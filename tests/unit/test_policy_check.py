@@ -58,6 +58,7 @@ def assert_rejected(result: subprocess.CompletedProcess[str], file: Path, line: 
 # ── good folders ──────────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.slow  # runs the console script
 def test_example_policies_pass() -> None:
     result = policy_check(EXAMPLES)
     assert result.returncode == 0, result.stderr
@@ -68,12 +69,14 @@ def test_example_policies_pass() -> None:
         assert f"ok: {EXAMPLES / name}.yaml" in result.stdout
 
 
+@pytest.mark.slow  # runs the console script
 def test_test_policies_pass() -> None:
     result = policy_check(TEST_POLICIES)
     assert result.returncode == 0, result.stderr
     assert f"ok: {TEST_POLICIES / 'fast.yaml'}" in result.stdout
 
 
+@pytest.mark.slow  # runs the console script
 def test_single_file_is_checked_against_the_directory_beside_it() -> None:
     result = policy_check(EXAMPLES / "payments.yaml", TEST_POLICIES)
     assert result.returncode == 0, result.stderr
@@ -81,6 +84,7 @@ def test_single_file_is_checked_against_the_directory_beside_it() -> None:
     assert f"ok: {EXAMPLES / 'directory.yaml'}" in result.stdout
 
 
+@pytest.mark.slow  # runs the console script
 def test_usage_error_exits_2() -> None:
     assert policy_check().returncode == 2
 
@@ -88,6 +92,7 @@ def test_usage_error_exits_2() -> None:
 # ── each kind of mistake ──────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.slow  # runs the console script
 def test_unknown_contact(folder: Path) -> None:
     text = bad_copy(("[alice, bob]", "[alcie, bob]"), ("team:first-line", "team:frist-line"))
     (folder / "bad.yaml").write_text(text)
@@ -104,12 +109,14 @@ def test_unknown_contact(folder: Path) -> None:
     assert "ok: " + str(folder / "bad.yaml") not in result.stdout
 
 
+@pytest.mark.slow  # runs the console script
 def test_unknown_manager(folder: Path) -> None:
     text = bad_copy(("manager: dana", "manager: dan"))
     (folder / "bad.yaml").write_text(text)
     assert_rejected(policy_check(folder), folder / "bad.yaml", 2, "manager", "unknown contact 'dan'", "did you mean 'dana'?")
 
 
+@pytest.mark.slow  # runs the console script
 def test_tier_with_no_owners(folder: Path) -> None:
     text = bad_copy(("[alice, bob]", "[]"))
     (folder / "bad.yaml").write_text(text)
@@ -119,6 +126,7 @@ def test_tier_with_no_owners(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_reminder_at_the_end_of_its_window(folder: Path) -> None:
     text = bad_copy(("remind_before: 5m", "remind_before: 15m"))
     (folder / "bad.yaml").write_text(text)
@@ -129,6 +137,7 @@ def test_reminder_at_the_end_of_its_window(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_reminder_after_its_window(folder: Path) -> None:
     text = bad_copy(
         (
@@ -143,6 +152,7 @@ def test_reminder_after_its_window(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_unknown_priority(folder: Path) -> None:
     text = bad_copy(("  P1:", "  P7:"))
     (folder / "bad.yaml").write_text(text)
@@ -152,6 +162,7 @@ def test_unknown_priority(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_duration_without_a_known_unit(folder: Path) -> None:
     text = bad_copy(("  P1: {ack_within: 15m, remind_before: 5m, resolve_within: 4h}", "  P3:\n    ack_within: 5 dayz"))
     (folder / "bad.yaml").write_text(text)
@@ -161,12 +172,14 @@ def test_duration_without_a_known_unit(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_duration_without_unit(folder: Path) -> None:
     text = bad_copy(("resolve_within: 4h", "resolve_within: 240"))
     (folder / "bad.yaml").write_text(text)
     assert_rejected(policy_check(folder), folder / "bad.yaml", line_of(text, "P1:"), "windows.P1.resolve_within", "240 has no unit")
 
 
+@pytest.mark.slow  # runs the console script
 def test_yaml_syntax_error(folder: Path) -> None:
     text = bad_copy(("resolve_within: 4h}", "resolve_within: 4h"))  # the { is never closed
     (folder / "bad.yaml").write_text(text)
@@ -178,6 +191,7 @@ def test_yaml_syntax_error(folder: Path) -> None:
     assert f"ok: {folder / 'good.yaml'}" in result.stdout
 
 
+@pytest.mark.slow  # runs the console script
 def test_yaml_indentation_error(folder: Path) -> None:
     text = bad_copy(("    owners: [alice, bob]", "   owners: [alice, bob]"))
     (folder / "bad.yaml").write_text(text)
@@ -187,6 +201,7 @@ def test_yaml_indentation_error(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_empty_file(folder: Path) -> None:
     (folder / "bad.yaml").write_text("# nothing here yet\n")
     result = policy_check(folder)
@@ -194,6 +209,7 @@ def test_empty_file(folder: Path) -> None:
     assert_rejected(result, folder / "bad.yaml", 1, "tiers", "the file is empty", "e.g. tiers: [")
 
 
+@pytest.mark.slow  # runs the console script
 def test_unknown_field(folder: Path) -> None:
     text = bad_copy(("remind_before:", "remind_befor:")) + "escalate_after: 5m\n"
     (folder / "bad.yaml").write_text(text)
@@ -208,6 +224,7 @@ def test_unknown_field(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_missing_required_fields(folder: Path) -> None:
     text = bad_copy(
         ("manager: dana\n", ""), ("ack_within: 15m, ", ""), ("  - name: L2 engineering\n    owners", "  - owners")
@@ -224,6 +241,7 @@ def test_missing_required_fields(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_the_same_priority_written_twice(folder: Path) -> None:
     text = bad_copy(("tiers:", "  P1: {ack_within: 1h}\ntiers:"))
     (folder / "bad.yaml").write_text(text)
@@ -233,6 +251,7 @@ def test_the_same_priority_written_twice(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_the_same_person_written_twice_in_the_directory(folder: Path) -> None:
     text = (TEST_POLICIES / "directory.yaml").read_text().replace("teams:", "  bob: {chat: \"@bob\"}\nteams:")
     (folder / "directory.yaml").write_text(text)
@@ -242,6 +261,7 @@ def test_the_same_person_written_twice_in_the_directory(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_two_files_with_one_policy_name(folder: Path) -> None:
     (folder / "other.yaml").write_text(GOOD)
     result = policy_check(folder)
@@ -251,6 +271,7 @@ def test_two_files_with_one_policy_name(folder: Path) -> None:
     assert str(folder / "good.yaml") in line
 
 
+@pytest.mark.slow  # runs the console script
 def test_missing_directory(tmp_path: Path) -> None:
     (tmp_path / "good.yaml").write_text(GOOD)
     result = policy_check(tmp_path)
@@ -264,6 +285,7 @@ def test_missing_directory(tmp_path: Path) -> None:
     assert "ok: " not in result.stdout
 
 
+@pytest.mark.slow  # runs the console script
 def test_broken_directory(folder: Path) -> None:
     text = (TEST_POLICIES / "directory.yaml").read_text().replace("email: bob@", "emial: bob@")
     (folder / "directory.yaml").write_text(text)
@@ -273,6 +295,7 @@ def test_broken_directory(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow  # runs the console script
 def test_missing_path() -> None:
     result = policy_check(ROOT / "no-such-folder")
     assert result.returncode == 1

@@ -387,6 +387,7 @@ async def test_http_starts_shows_and_ends_a_window(stage: Stage) -> None:
 # ── the command line ─────────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.slow  # runs the console script
 @pytest.mark.skipif(not ESCALATE.exists(), reason="needs the escalate console script")
 async def test_cli_starts_shows_and_ends_a_window(stage: Stage, tmp_path: Path) -> None:
     env = server_env(stage.env, stage.settings, tmp_path)

@@ -322,6 +322,7 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+@pytest.mark.slow  # runs the console script
 async def test_escalate_oncall_shows_who_is_on_call_now_and_at_a_time(tmp_path: Path) -> None:
     folder, handoffs = real_time_schedule(tmp_path)
     # --at with an offset of its own: one minute before the second hand-off, in Tokyo time.

@@ -207,6 +207,7 @@ async def test_offline_review_of_the_exported_history_equals_the_online_review(f
         assert online.replace(full.online.source, "SOURCE") == offline.replace(full.offline.source, "SOURCE")
 
 
+@pytest.mark.slow  # runs the console script
 async def test_escalate_replay_works_offline_and_prints_the_same_review(full: FullScenario) -> None:
     run = await escalate_offline(full.tmp, "replay", str(full.history), "--format", "json")
     assert run.returncode == 0, str(run)
@@ -478,6 +479,7 @@ def corrupt_by_deleting_a_timer(path: Path, into: Path) -> int:
     return deleted
 
 
+@pytest.mark.slow  # runs the console script
 async def test_escalate_replay_exits_1_on_an_edited_history(full: FullScenario) -> None:
     edited = full.tmp / "edited.json"
     deleted = corrupt_by_deleting_a_timer(full.history, edited)
@@ -496,6 +498,7 @@ async def test_escalate_replay_exits_1_on_an_edited_history(full: FullScenario) 
     assert str(edited) in both.stderr and str(full.history) not in both.stderr
 
 
+@pytest.mark.slow  # runs the console script
 async def test_escalate_replay_refuses_a_file_that_is_not_a_history(full: FullScenario) -> None:
     bogus = full.tmp / "bogus.json"
     bogus.write_text('{"events": []}')
