@@ -15,8 +15,10 @@ import pytest
 import pytest_asyncio
 from temporalio.worker import WorkflowReplayResult
 
-from tests.support.histories import recorded, replay_all
+from tests.support.histories import MAINTENANCE_HISTORIES, load, recorded, replay_all
+from tests.support.markers import patches
 from tests.support.paths import HISTORIES
+from workflows.patches import PATCH_EXTEND_HELD, PATCH_IDLE_EXIT
 
 RECORDED = recorded()
 """Every generation's recordings (see ``tests.support.histories``)."""
@@ -32,6 +34,12 @@ async def replayed() -> dict[Path, WorkflowReplayResult]:
 
 def test_the_scenarios_have_recorded_histories() -> None:
     assert len(RECORDED) >= 10, f"expected the scenario histories under {HISTORIES}, found {len(RECORDED)}"
+
+
+def test_the_maintenance_windows_have_recorded_histories_through_both_patches() -> None:
+    windows = [load(path) for path in RECORDED if path.parent == MAINTENANCE_HISTORIES]
+    assert windows, f"expected the maintenance windows' histories under {MAINTENANCE_HISTORIES}"
+    assert {patch for history in windows for patch in patches(history)} >= {PATCH_EXTEND_HELD, PATCH_IDLE_EXIT}
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[str(path.relative_to(HISTORIES).with_suffix("")) for path in RECORDED])

@@ -5,6 +5,11 @@ still open are ``released`` and page their tier 1 at once, their windows countin
 Through the Python API on the time-skipping server (minutes and hours pass in milliseconds), then
 the HTTP API and the ``escalate maintenance`` command. Every page would reach a real webhook
 receiver on 127.0.0.1, so "pages nobody" is checked where a responder would notice it.
+
+The scenarios keep the histories of their incidents (``maintenance_<name>``) and of the policy's
+maintenance workflow (tests/histories/maintenance/), for tests/test_replay.py. Not kept: the
+windows of the refusals, the HTTP and the CLI tests, which see updates refused by a validator
+(the time-skipping server keeps their workflow tasks, which the real server drops).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from escalate.settings import Settings
 from starter.api import IncidentRejected, InvalidRequest
 from starter.web import create_app
 from tests.support.cli import escalate, server_env
-from tests.support.histories import save_history
+from tests.support.histories import save_history, save_maintenance_history
 from tests.support.http import asgi_client, assert_problem
 from tests.support.incidents import finish as finish_incident
 from tests.support.incidents import start_new
@@ -183,6 +188,7 @@ async def test_a_window_holds_an_incident_then_releases_it_to_page_tier_1_at_its
     assert status.next_reminder_at == release.at + 7 * MINUTE
     assert status.resolve_by == release.at + 2 * HOUR
     assert await wait_for("the window to close", lambda: _closed(stage, "hooks"))
+    await save_maintenance_history(stage.env.client, "hooks", "held_then_released")
 
     await stage.env.sleep(10 * MINUTE)  # 1h11
     later = await stage.escalations.status(key)
@@ -223,6 +229,7 @@ async def test_ending_a_window_early_releases_its_incidents_at_once(stage: Stage
     assert page.who == "olga" and close_to(page.at, ended.until)
     assert status.next_escalation_at == release.at + 10 * MINUTE
     assert await wait_for("the window to close", lambda: _closed(stage, "hooks"))
+    await save_maintenance_history(stage.env.client, "hooks", "ended_early")
 
     with pytest.raises(IncidentRejected, match="no maintenance window is on for policy 'hooks'"):
         await stage.escalations.end_maintenance("hooks", by="ben")
@@ -259,6 +266,8 @@ async def test_an_incident_acknowledged_or_resolved_during_the_window_never_page
     assert events(final, "released") == [] and pages_in(final) == []
     assert stage.pages("olga") == [] and stage.pages("pete") == [], "neither ever paged anyone"
     await save_history(stage.env.client, resolved_key, "maintenance_resolved_while_held")
+    assert await wait_for("the window to close", lambda: _closed(stage, "hooks"))
+    await save_maintenance_history(stage.env.client, "hooks", "acked_and_resolved_while_held")
     await finish(stage, acked_key, "maintenance_acked_while_held")
     assert [p["kind"] for p in stage.pages("olga")] == [], "the resolution paged nobody either (nobody was paged)"
 
@@ -300,6 +309,8 @@ async def test_a_second_start_extends_the_window_and_never_shortens_it(stage: St
         status = await released(stage, incident)
         [release] = events(status, "released")
         assert close_to(release.at, longer.until)
+    assert await wait_for("the window to close", lambda: _closed(stage, "hooks"))
+    await save_maintenance_history(stage.env.client, "hooks", "extended_while_holding")
     await finish(stage, key, "maintenance_extended")
     await finish(stage, late_key, "maintenance_extended_late_incident")
 
@@ -326,6 +337,7 @@ async def test_a_refused_start_leaves_no_workflow_behind(stage: Stage) -> None:
     handle = stage.env.client.get_workflow_handle(maintenance_id("nope"))
     await stage.env.sleep(timedelta(minutes=2))
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED, "it waited for a window that never came"
+    await save_maintenance_history(stage.env.client, "nope", "refused_start")
     assert await stage.escalations.maintenance("nope") is None
     with pytest.raises(IncidentRejected, match="no maintenance window is on for policy 'nope'"):
         await stage.escalations.end_maintenance("nope", by="anna")
