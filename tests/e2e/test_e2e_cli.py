@@ -160,7 +160,8 @@ class Stage:
     def status(self, key: str) -> dict[str, Any]:
         run = self.cli("status", key, "--json", retry_crash=True)
         assert run.returncode == 0, str(run)
-        return json.loads(run.stdout)
+        status: dict[str, Any] = json.loads(run.stdout)
+        return status
 
 
 @pytest.fixture(scope="module")
@@ -379,7 +380,8 @@ def test_review_export_and_offline_replay_of_an_incident_run_here(stage: Stage, 
         run = stage.cli("export", key, "-o", str(exported), retry_crash=True)
         assert run.returncode == 0, str(run)
         assert re.search(rf"wrote \d+ events of incident {key} to ", run.stderr), str(run)
-        return json.loads(exported.read_text())["events"][-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
+        last: str = json.loads(exported.read_text())["events"][-1]["eventType"]
+        return last == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
 
     wait_until("the resolved incident to close", closed, timeout=20, interval=0.5)
 
@@ -509,7 +511,8 @@ def test_ctrl_c_stops_everything_and_open_incidents_survive_a_restart(stage: Sta
     def ui_answers() -> bool:
         try:
             with opener.open(f"http://127.0.0.1:{second.ui_port}/", timeout=5) as response:
-                return response.status == 200
+                answered: bool = response.status == 200
+                return answered
         except (urllib.error.URLError, OSError):
             return False
 

@@ -112,7 +112,8 @@ async def ids(client: Client, query: str) -> list[str]:
 async def current_details(handle: WorkflowHandle[Any, Any]) -> str:
     """What the UI shows as the workflow's current details (the SDK's built-in metadata query)."""
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return metadata.current_details
+    details: str = metadata.current_details
+    return details
 
 
 def summaries(history: WorkflowHistory, event_type: int) -> list[str]:
@@ -154,7 +155,8 @@ def parse_metrics(text: str) -> list[Sample]:
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         assert response.status == 200
-        return response.read().decode()
+        text: str = response.read().decode()
+        return text
 
 
 class LogCapture:
@@ -188,7 +190,7 @@ class LogCapture:
         return self
 
     def __exit__(self, *_: object) -> None:
-        _, level, config, wf_info, act_info, noisy = self._saved
+        _handlers, level, config, wf_info, act_info, noisy = self._saved
         root = logging.getLogger()
         if self.handler is not None:
             root.removeHandler(self.handler)

@@ -46,7 +46,8 @@ async def test_deadlines_are_absolute_with_slow_notifications_on_the_real_server
         for name in PEOPLE:
             receiver.route(f"/{name}", lambda request: slow if request.kind != "resolved" else Reply())
         async with dev_server(ui=False) as env:
-            settings = make_settings(policy_dir=write_folder(tmp_path / "policies", webhooks(receiver, *PEOPLE), written), webhook_timeout_seconds=10.0)
+            policies = write_folder(tmp_path / "policies", webhooks(receiver, *PEOPLE), written)
+            settings = make_settings(policy_dir=policies, webhook_timeout_seconds=10.0)
             escalations = Escalations(env.client, settings.task_queue)
             async with create_worker(env.client, settings):
                 key, trigger = await open_incident(escalations, "drift", "drift")

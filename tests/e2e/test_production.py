@@ -395,9 +395,10 @@ def test_env_example_copied_as_is_sets_no_empty_secret() -> None:
     """An empty ESCALATE_* secret is not "unset" to the settings (it becomes a secret of "": an
     API token nobody sends, a link key anyone can sign with): the example leaves them commented."""
     active = {name: value for name, value, commented in env_lines(ENV_EXAMPLE) if not commented}
-    settings = Settings(_env_file=None, **{  # type: ignore[call-arg]
+    fields: dict[str, Any] = {
         name.removeprefix("ESCALATE_").lower(): value for name, value in active.items() if name.startswith("ESCALATE_")
-    })
+    }
+    settings = Settings(_env_file=None, **fields)
     for name in ("api_token", "webhook_secret", "link_secret", "encryption_key", "encryption_old_keys", "slack_token"):
         assert getattr(settings, name) is None, f"ESCALATE_{name.upper()} is set to an empty value by .env.example"
 
@@ -551,8 +552,10 @@ async def test_an_encrypted_incident_keeps_no_plaintext_in_temporal(time_env: Wo
     secret_note = "NOTE-SECRET-" + uuid.uuid4().hex
     secret_summary = "SUMMARY-SECRET-" + uuid.uuid4().hex
 
-    codec_client = Client(**{**time_env.client.config(), "data_converter": data_converter(settings)})
-    plain_client = Client(**{**time_env.client.config(), "data_converter": pydantic_data_converter})
+    codec_config, plain_config = time_env.client.config(), time_env.client.config()
+    codec_config["data_converter"] = data_converter(settings)
+    plain_config["data_converter"] = pydantic_data_converter
+    codec_client, plain_client = Client(**codec_config), Client(**plain_config)
     key = unique_key("encrypted")
     escalations = tracked(codec_client, settings)
     async with create_worker(codec_client, settings):
@@ -606,7 +609,9 @@ async def test_an_encrypted_incident_keeps_no_plaintext_in_temporal(time_env: Wo
     for where in bookkeeping:
         recorded = json.loads(b64(plain[where]["data"]))
         assert recorded["activity_type"] in ("load_policy", "maintenance_window"), recorded
-        assert set(recorded) <= {"seq", "attempt", "activation_index", "activity_id", "activity_type", "complete_time", "backoff", "original_schedule_time"}, recorded
+        assert set(recorded) <= {
+            "seq", "attempt", "activation_index", "activity_id", "activity_type", "complete_time", "backoff", "original_schedule_time"
+        }, recorded
     readable = [
         where
         for where in plain

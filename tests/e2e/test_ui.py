@@ -114,7 +114,8 @@ class Dev:
 def _ui_answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
+            answered: bool = response.status == 200
+            return answered
     except OSError:
         return False
 

@@ -170,7 +170,7 @@ async def test_smtp_down_through_a_tier_window_escalates_on_time_tells_the_manag
     # Ben takes it and resolves it; the outcome reaches everyone paged, ana included.
     await escalations.acknowledge(key, by="ben", note="on it")
     await escalations.resolve(key, by="ben", resolution="Payment gateway failover")
-    handle = temporal.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
+    handle = escalations.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
 
     async def closed() -> bool:
         return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
@@ -187,8 +187,8 @@ async def test_smtp_down_through_a_tier_window_escalates_on_time_tells_the_manag
     assert len(smtp.mailbox.to("ben@example.test")) == 2
     assert not events(final, "notify_failed", who="mia") and len(events(final, "notify_failed")) == len(ana_failed) + len(ben_failed)
 
-    await check_replays(temporal.client, key)
-    await save_history(temporal.client, key, "reliability_smtp_outage")
+    await check_replays(escalations.client, key)
+    await save_history(escalations.client, key, "reliability_smtp_outage")
     print(
         f"\n[channel outage] SMTP down {seconds(down_for)} from the trigger; tier 2 escalated {seconds(escalation_lag)} "
         f"after its absolute deadline; manager told tier 1 was unreachable {seconds(unreachable.at - trigger)} after the "

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -93,7 +94,7 @@ async def worker(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[
         yield
 
 
-def incident(key: str, n: int) -> dict[str, object]:
+def incident(key: str, n: int) -> dict[str, Any]:
     return {
         "policy": "flood",
         "key": key,

@@ -200,7 +200,10 @@ async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tel
         # The 720th escalation reads like the first: the tiers tried before are counted, not listed.
         first, last = receiver.requests("/hooks/pete", kind="escalated")[0], receiver.requests("/hooks/olga", kind="escalated")[-1]
         assert "Tried before you without an acknowledgement: tier 1 L1 night desk (olga) for 1h." in first.json()["text"]
-        assert f"Tried before you without an acknowledgement: {HOURS_OPEN - 9} earlier tiers; tier 2 L2 platform (pete) for 1h;" in last.json()["text"]
+        assert (
+            f"Tried before you without an acknowledgement: {HOURS_OPEN - 9} earlier tiers; tier 2 L2 platform (pete) for 1h;"
+            in last.json()["text"]
+        )
         assert len(last.body) < 2 * len(first.body), f"a page after 30 days is {len(last.body)} bytes"
 
         final = await resolve_and_close(time_env, escalations, key, by="olga", resolution="export worker restarted")

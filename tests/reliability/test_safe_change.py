@@ -34,12 +34,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities import EscalationActivities
 from tests.support import changed_incident
 from tests.support.changed_incident import AUDIT_PATCH, DEBOUNCE, DEBOUNCE_PATCH, AuditedIncident, DebouncedIncident, PatchedIncident
 from tests.support.markers import local_activities, local_activity_type, patch_id, patches
 from tests.support.paths import HISTORIES
-from tests.support.temporal import make_settings, tracked, unique_key
+from tests.support.temporal import activities_of, make_settings, tracked, unique_key
 from worker import workflow_runner
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.model import LOAD_POLICY_ACTIVITY, NOTIFY_ACTIVITY, IncidentRequest, workflow_id
@@ -199,7 +198,7 @@ async def test_the_guarded_changes_take_effect_for_new_incidents(time_env: Workf
         time_env.client,
         task_queue=settings.task_queue,
         workflows=[PatchedIncident, MaintenanceWorkflow],
-        activities=EscalationActivities(settings, time_env.client).all,
+        activities=activities_of(settings, time_env.client),
         workflow_runner=workflow_runner(),
     )
     async with worker:

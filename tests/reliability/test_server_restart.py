@@ -172,7 +172,7 @@ async def test_server_restarted_with_200_open_incidents_none_lost_overdue_escala
     await open_incidents(escalations, warm_keys, "warmup", "P1")
     warm_up = time.monotonic() - warming
     window, recovery = pace(warm_up)
-    await asyncio.gather(*(temporal.client.get_workflow_handle(workflow_id(k)).terminate("warm-up") for k in warm_keys))
+    await asyncio.gather(*(escalations.client.get_workflow_handle(workflow_id(k)).terminate("warm-up") for k in warm_keys))
     ahead_window = window + TIER_2 + recovery + timedelta(seconds=3)
     write_policy(
         policies, "restart", people=webhooks(hooks, *people), tiers=[["ana"], ["ben"], ["cat"]],

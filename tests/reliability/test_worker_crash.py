@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,8 +72,10 @@ async def test_worker_killed_mid_window_every_incident_escalates_once_on_the_abs
     opened = await asyncio.gather(
         *(escalations.start_incident(policy="crash", key=k, priority="P1", summary="Checkout failing") for k in keys)
     )
-    trigger = {key: result.status.triggered_at for key, result in zip(keys, opened, strict=True)}
-    assert all(result.created for result in opened) and all(trigger.values())
+    trigger: dict[str, datetime] = {}
+    for key, result in zip(keys, opened, strict=True):
+        assert result.created and result.status.triggered_at is not None
+        trigger[key] = result.status.triggered_at
 
     # Tier 1 is paged, and the pages are recorded: nothing is on the wire when the worker dies.
     await until_all(escalations, keys, lambda s: bool(events(s, "notified", who="ana")), "tier 1 paged", timeout=10, interval=0.2)
@@ -98,7 +100,7 @@ async def test_worker_killed_mid_window_every_incident_escalates_once_on_the_abs
         status = final[key]
         assert status.status == "triggered" and status.tier == TIERS and status.exhausted, timeline_text(status)
         check = check_chain(
-            status, trigger[key], WINDOW, TIERS, back_at=back_at, first_after=worker.started_at, recovery_slack=STICKY_SLACK
+            status, trigger[key], WINDOW, TIERS, back_at=back_at, first_after=worker.last_started, recovery_slack=STICKY_SLACK
         )
         assert len(check.overdue) >= 1, "the tier-1 deadline fell while the worker was dead"
         overdue += check.overdue
@@ -113,7 +115,7 @@ async def test_worker_killed_mid_window_every_incident_escalates_once_on_the_abs
             assert events(status, "notified", who=person), f"{person}'s delivery is not in the timeline"
         assert not set(delivered) - {("ana", "page", 1), ("ben", "escalated", 2), ("cat", "escalated", 3), ("mia", "exhausted", 3)}
 
-    await check_replays(temporal.client, keys[0])
+    await check_replays(escalations.client, keys[0])
     print(
         f"\n[worker crash, mid-window] {len(keys)} incidents; worker down {seconds(back_at - killed_at)} "
         f"(killed {seconds(killed_at - min(trigger.values()))} into the window); overdue escalations "
@@ -170,9 +172,9 @@ async def test_worker_killed_mid_notification_page_redelivered_with_same_key_and
     # The escalations kept to the chain: tier 2 as soon as a worker could run it, due exactly at
     # trigger + 6 s, and tier 3 due at trigger + 12 s, counted from that deadline, not from the
     # late escalation.
-    check = check_chain(status, trigger, WINDOW, TIERS, back_at=back_at, first_after=worker.started_at, recovery_slack=STICKY_SLACK)
+    check = check_chain(status, trigger, WINDOW, TIERS, back_at=back_at, first_after=worker.last_started, recovery_slack=STICKY_SLACK)
     to_2, to_3 = events(status, "escalated")
-    assert to_3.due_at == to_2.due_at + WINDOW, shown
+    assert to_2.due_at is not None and to_3.due_at == to_2.due_at + WINDOW, shown
 
     # The page that was on the wire: the activity timed out on the server after 30 s, the
     # workflow recorded it and tried again, and the page went out again with the same key.
@@ -196,7 +198,7 @@ async def test_worker_killed_mid_notification_page_redelivered_with_same_key_and
         assert heard.get((person, kind, tier)), f"{person} never got the {kind} notice; got {sorted(heard)}"
         check_same_key(heard[(person, kind, tier)], f"{kind} to {person}")
 
-    await check_replays(temporal.client, key)
+    await check_replays(escalations.client, key)
     print(
         f"\n[worker crash, mid-notification] worker down {seconds(back_at - killed_at)}; tier 2 escalated "
         f"{seconds(check.lateness[0])} after its deadline ({seconds(to_2.at - back_at)} after the new worker was "

@@ -396,7 +396,7 @@ async def test_worker_restart_mid_window_skips_no_tier_and_repeats_none(time_env
         (2, trigger + 5 * DAY),
         (3, trigger + 10 * DAY),
     ], "each tier exactly once, on the policy's clock"
-    for event, due in zip(events(status, "escalated"), (trigger + 5 * DAY, trigger + 10 * DAY)):
+    for event, due in zip(events(status, "escalated"), (trigger + 5 * DAY, trigger + 10 * DAY), strict=True):
         assert_on_time(event, due)
     assert [event.due_at for event in events(status, "reminded")] == [trigger + 4 * DAY, trigger + 9 * DAY]
     assert [event.who for event in events(status, "notified") if event.tier == 1].count("grace") == 2, (

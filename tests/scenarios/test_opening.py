@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -23,15 +24,14 @@ from temporalio.service import RetryConfig, RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import EscalationActivities
 from activities.policy_store import PolicyStore
 from escalate.settings import EXAMPLE_POLICIES
 from escalate.temporal import ensure_search_attributes
-from starter.api import Escalations, IncidentRejected
+from starter.api import IncidentRejected
 from tests.support.histories import save_history
 from tests.support.markers import local_activities, local_activity_type, patches
 from tests.support.net import free_port
-from tests.support.temporal import dev_server, make_settings, resolve_and_close, tracked, unique_key
+from tests.support.temporal import TrackedEscalations, activities_of, dev_server, make_settings, resolve_and_close, tracked, unique_key
 from worker import create_worker, workflow_runner
 from workflows import search
 from workflows.incident import IncidentWorkflow
@@ -40,7 +40,7 @@ from workflows.model import LOAD_POLICY_ACTIVITY, MAINTENANCE_ACTIVITY, NOTIFY_A
 from workflows.patches import PATCH_BASELINE
 
 
-def of_type(history: WorkflowHistory, event_type: int) -> list:
+def of_type(history: WorkflowHistory, event_type: int) -> list[Any]:
     return [event for event in history.events if event.event_type == event_type]
 
 
@@ -60,7 +60,7 @@ def scheduled_notifications(history: WorkflowHistory) -> list[Notification]:
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_a_new_incident_opens_and_pages_tier_1_in_its_first_workflow_task(
-    time_env: WorkflowEnvironment, escalations: Escalations
+    time_env: WorkflowEnvironment, escalations: TrackedEscalations
 ) -> None:
     key = unique_key("opening")
     opened = await escalations.start_incident(
@@ -118,7 +118,7 @@ async def test_a_new_incident_opens_and_pages_tier_1_in_its_first_workflow_task(
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_an_incident_started_without_a_baseline_takes_it_with_one_patch_marker(
-    time_env: WorkflowEnvironment, escalations: Escalations
+    time_env: WorkflowEnvironment, escalations: TrackedEscalations
 ) -> None:
     """A workflow started directly (not through the starter API) records one marker for all the
     patches of the baseline, where earlier code recorded one per patch."""
@@ -142,7 +142,7 @@ async def test_an_incident_started_without_a_baseline_takes_it_with_one_patch_ma
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_an_unknown_policy_is_still_refused_and_leaves_no_incident_attributes(
-    time_env: WorkflowEnvironment, escalations: Escalations
+    time_env: WorkflowEnvironment, escalations: TrackedEscalations
 ) -> None:
     key = unique_key("typo")
     with pytest.raises(IncidentRejected, match=r"unknown policy 'paymnets': did you mean 'payments'\?"):
@@ -208,12 +208,11 @@ async def test_an_incident_whose_maintenance_window_cannot_be_read_is_paged_and_
     unreachable = await Client.connect(
         f"127.0.0.1:{free_port()}", lazy=True, retry_config=RetryConfig(max_retries=0)
     )
-    activities = EscalationActivities(settings, unreachable)
     async with Worker(
         time_env.client,
         task_queue=settings.task_queue,
         workflows=[IncidentWorkflow, MaintenanceWorkflow],
-        activities=activities.all,
+        activities=activities_of(settings, unreachable),
         workflow_runner=workflow_runner(),
     ):
         escalations = tracked(time_env.client, settings)

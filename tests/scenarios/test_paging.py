@@ -193,7 +193,9 @@ async def test_repeat_forever_from_a_chosen_tier_pages_until_the_resolution_sla_
     assert acked.status == "acknowledged", "an exhausted incident stays open to an ack"
 
 
-async def test_repeat_forever_without_an_sla_keeps_paging_across_runs(time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver) -> None:
+async def test_repeat_forever_without_an_sla_keeps_paging_across_runs(
+    time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
+) -> None:
     written = policy(
         "endless",
         windows={"P2": {"ack_within": "1m"}},
@@ -352,7 +354,9 @@ async def test_escalate_to_a_named_tier_pages_it_at_once_and_its_window_starts_t
 
 @pytest.mark.slow  # runs the console script
 @pytest.mark.skipif(not ESCALATE.exists(), reason="needs the escalate console script")
-async def test_cli_up_to_a_tier_and_a_bad_tier_is_a_clear_rejection(time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver) -> None:
+async def test_cli_up_to_a_tier_and_a_bad_tier_is_a_clear_rejection(
+    time_env: WorkflowEnvironment, tmp_path: Path, receiver: Receiver
+) -> None:
     settings = make_settings(policy_dir=write_policies(tmp_path, receiver, LADDER))
     env = server_env(time_env, settings, tmp_path)
     async with running(time_env, settings) as escalations:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import email.header
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def card_of(request: Received) -> dict[str, Any]:
     [attachment] = body["attachments"]
     assert attachment["contentType"] == CARD
     assert "contentUrl" in attachment and attachment["contentUrl"] is None
-    card = attachment["content"]
+    card: dict[str, Any] = attachment["content"]
     assert card["type"] == "AdaptiveCard"
     assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
     assert tuple(int(part) for part in card["version"].split(".")) <= (1, 5), "Teams renders cards up to 1.5"
@@ -240,9 +241,11 @@ async def test_ntfy_the_outcome_of_a_p1_wakes_nobody_but_a_manager_notice_does(r
 
 # ── failures, the same for both ──────────────────────────────────────────────────────────────
 
-CHANNELS = {
+CHANNELS: dict[str, tuple[Callable[[str], Notification], Callable[[float], TeamsChannel | PushChannel], str]] = {
     "teams": (lambda url: teams_note(url), lambda timeout: TeamsChannel(timeout=timeout, api_url=API_URL), "the Teams webhook"),
-    "push": (lambda url: push_note(url), lambda timeout: PushChannel(timeout=timeout, api_url=API_URL, token=NTFY_TOKEN), "the push server"),
+    "push": (
+        lambda url: push_note(url), lambda timeout: PushChannel(timeout=timeout, api_url=API_URL, token=NTFY_TOKEN), "the push server"
+    ),
 }
 
 
@@ -385,7 +388,7 @@ async def test_an_incident_pages_by_teams_and_push_retrying_and_falling_over(
     assert "attempt 3: the Teams webhook answered HTTP 200 but did not deliver: Webhook message delivery failed" in teams_failed[2].detail
     assert teams_failed[2].detail.endswith("; retrying in 4s"), "a throttled Teams is tried again"
     assert teams_failed[-1].detail.endswith("the Teams webhook answered HTTP 503: busy; giving up on this channel")
-    for earlier, later, backoff in zip(teams_failed, teams_failed[1:], (1, 2, 4, 8)):
+    for earlier, later, backoff in zip(teams_failed[:-1], teams_failed[1:], (1, 2, 4, 8), strict=True):
         assert later.at - earlier.at >= timedelta(seconds=backoff)
     [olga] = events(status, "notified", who="olga")
     assert (olga.channel, olga.detail) == ("webhook", f"page via webhook to {olga_hook}: delivered (HTTP 200)")

@@ -85,7 +85,7 @@ class ChangedIncidentWorkflow(IncidentWorkflow):
 
 def without_source(review: Review) -> dict[str, Any]:
     """The review as JSON (as a tool would read it), minus where it came from."""
-    data = json.loads(review.model_dump_json())
+    data: dict[str, Any] = json.loads(review.model_dump_json())
     data.pop("source")
     return data
 
@@ -203,7 +203,7 @@ async def test_offline_review_of_the_exported_history_equals_the_online_review(f
 
     # The report text is the same too (apart from the source line).
     for fmt in ("md", "html"):
-        online, offline = render(full.online, fmt), render(full.offline, fmt)  # type: ignore[arg-type]
+        online, offline = render(full.online, fmt), render(full.offline, fmt)
         assert online.replace(full.online.source, "SOURCE") == offline.replace(full.offline.source, "SOURCE")
 
 
@@ -299,7 +299,7 @@ async def test_every_notification_with_its_channel_and_outcome(full: FullScenari
     review = full.online
     sent = [event for event in review.timeline if event.kind in ("notified", "notify_failed")]
     assert len(review.notifications) == len(sent) > 0
-    for record, event in zip(review.notifications, sent):
+    for record, event in zip(review.notifications, sent, strict=True):
         assert (record.at, record.tier, record.who, record.channel, record.detail) == (
             event.at, event.tier, event.who, event.channel, event.detail
         )
@@ -696,7 +696,7 @@ async def test_summarise_the_real_scenario_agrees_with_its_review(full: FullScen
 
 
 def stints_of(*events: tuple[timedelta, str, int, str | None]) -> list[tuple[int, str, timedelta | None, str | None]]:
-    timeline = [TimelineEvent(at=T0 + after, kind=kind, tier=tier, who=who, policy="payments" if kind == "triggered" else None)  # type: ignore[arg-type]
+    timeline = [TimelineEvent(at=T0 + after, kind=kind, tier=tier, who=who, policy="payments" if kind == "triggered" else None)
                 for after, kind, tier, who in events]
     status = IncidentStatus(
         key="k", policy="payments", priority="P1", status="triggered", tier=1, tier_name="", owners=[],

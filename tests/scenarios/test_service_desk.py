@@ -597,7 +597,8 @@ async def test_a_business_time_sla_breach_asks_the_manager_why_and_keeps_the_rea
             assert (breach.who, breach.detail) == ("dana", "not resolved within 2d (P1); manager dana asked why")
             assert status.status == "acknowledged", "a breach is recorded; the case carries on"
             [notice] = await mail_to(mailbox, "dana@example.com", 1)
-            assert notice.message["Subject"].strip() == f"SLA breached: [P1] customer-support: Customer cannot export invoices (incident {key})"
+            subject = notice.message["Subject"].strip()
+            assert subject == f"SLA breached: [P1] customer-support: Customer cannot export invoices (incident {key})"
             text = parts(notice.message)[0]
             assert "was not resolved within its resolution SLA" in text
             assert "Please tell us why the SLA was violated" in text

@@ -271,7 +271,8 @@ async def test_404_stops_at_once_and_falls_over_to_email(time_env: WorkflowEnvir
 
     page_mail = smtp.mailbox.to("olga@example.com")[0]
     assert page_mail.message["X-Escalate-Idempotency-Key"] == f"{key}/1/olga/email"
-    assert f"escalate ack {key} --by olga" in page_mail.message.get_body(preferencelist=("plain",)).get_content()
+    plain = page_mail.message.get_body(preferencelist=("plain",))
+    assert plain is not None and f"escalate ack {key} --by olga" in plain.get_content()
     assert events(later, "unreachable") == [], "olga was reached by email"
 
 
@@ -455,7 +456,7 @@ async def test_smtp_down_for_the_whole_window_escalates_on_time_and_tells_the_ma
     # the manager's own email failed first (five attempts each), then her webhook worked
     mia_email = [e for e in events(status, "notify_failed", who="mia") if e.channel == "email"]
     assert len(mia_email) == 15
-    assert sorted(r.kind for r in receiver.requests("/hooks/mia") if r.kind != "resolved") == [
+    assert sorted(r.kind or "" for r in receiver.requests("/hooks/mia") if r.kind != "resolved") == [
         "exhausted",
         "unreachable",
         "unreachable",

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
-from typing import Any, cast
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -53,7 +53,7 @@ class Mailbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content
-        message = cast(EmailMessage, BytesParser(policy=email.policy.default).parsebytes(raw))
+        message = BytesParser(policy=email.policy.default).parsebytes(raw)
         login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
         with self.lock:
             self._received.append(

@@ -9,24 +9,27 @@ from typing import Any
 from temporalio.client import WorkflowHistory
 
 
-def patch_id(event: Any) -> str | None:
-    """The patch a ``workflow.patched`` marker records, or None for any other event."""
+def _marker(event: Any, name: str, detail: str) -> Any:
+    """What a marker event called ``name`` records under ``detail`` (decoded), or None for any
+    other event."""
     if not event.HasField("marker_recorded_event_attributes"):
         return None
     attributes = event.marker_recorded_event_attributes
-    if attributes.marker_name != "core_patch":
+    if attributes.marker_name != name:
         return None
-    return json.loads(attributes.details["patch-data"].payloads[0].data)["id"]
+    return json.loads(attributes.details[detail].payloads[0].data)
+
+
+def patch_id(event: Any) -> str | None:
+    """The patch a ``workflow.patched`` marker records, or None for any other event."""
+    recorded = _marker(event, "core_patch", "patch-data")
+    return None if recorded is None else str(recorded["id"])
 
 
 def local_activity_type(event: Any) -> str | None:
     """The activity type of a local activity's marker, or None for any other event."""
-    if not event.HasField("marker_recorded_event_attributes"):
-        return None
-    attributes = event.marker_recorded_event_attributes
-    if attributes.marker_name != "core_local_activity":
-        return None
-    return json.loads(attributes.details["data"].payloads[0].data)["activity_type"]
+    recorded = _marker(event, "core_local_activity", "data")
+    return None if recorded is None else str(recorded["activity_type"])
 
 
 def patches(history: WorkflowHistory, *, before: int | None = None) -> list[str]:

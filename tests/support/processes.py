@@ -188,6 +188,12 @@ class WorkerProcess:
     def log(self) -> Path:
         return self.log_dir / f"{self.name}-{self.starts}.log"
 
+    @property
+    def last_started(self) -> datetime:
+        """When it was last started."""
+        assert self.started_at is not None, "the worker was never started"
+        return self.started_at
+
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "the worker is still running"
         self.starts += 1

@@ -86,9 +86,10 @@ class Received:
     def kind(self) -> str | None:
         """The message kind of an escalate webhook (page, unreachable, resolved, …)."""
         try:
-            return self.json().get("kind")
+            kind = self.json().get("kind")
         except ValueError:
             return None
+        return kind if isinstance(kind, str) else None
 
 
 Script = Reply | Callable[[Received], Reply]
@@ -138,8 +139,7 @@ class Receiver:
 
     @property
     def base(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{LOOPBACK}:{self.server.server_address[1]}"
 
     def route(self, path: str, *script: Script) -> str:
         """Answer ``path`` with ``script`` (200 "ok" if empty); returns the full URL."""

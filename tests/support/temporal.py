@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -27,6 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities import EscalationActivities
 from escalate.devserver import DevServerError, find_binary
 from escalate.settings import EXAMPLE_POLICIES, Settings
 from escalate.temporal import ensure_search_attributes
@@ -87,6 +88,11 @@ async def dev_server(*, search_attributes: bool = True, **options: Any) -> Async
 
 
 # ── a worker and the starter API ─────────────────────────────────────────────────────────────
+
+
+def activities_of(settings: Settings, client: Client) -> Sequence[Callable[..., Any]]:
+    """The worker's activities, for a ``Worker`` of the test's own making."""
+    return cast("Sequence[Callable[..., Any]]", EscalationActivities(settings, client).all)
 
 
 def make_settings(policy_dir: Path = EXAMPLE_POLICIES, **overrides: Any) -> Settings:
@@ -165,7 +171,8 @@ async def closed(env: WorkflowEnvironment, key: str) -> IncidentStatus:
         if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
             break
         await env.sleep(timedelta(seconds=5))
-    return await handle.result()
+    final: IncidentStatus = await handle.result()
+    return final
 
 
 async def resolve_and_close(

@@ -604,7 +604,8 @@ def test_policy_check_reports_a_bad_calendar_at_its_line(tmp_path: Path) -> None
     edit(calendars, "timezone: Europe/London", "timezone: Europe/Lundon")
     result = policy_check(folder)
     assert result.returncode == 1
-    assert f"{calendars}:{line_of(calendars.read_text(), 'Europe/Lundon')}: uk-support.timezone: unknown time zone 'Europe/Lundon'" in result.stderr
+    line = line_of(calendars.read_text(), "Europe/Lundon")
+    assert f"{calendars}:{line}: uk-support.timezone: unknown time zone 'Europe/Lundon'" in result.stderr
     assert "unknown days 'mon-fry': write e.g. mon-fri" in result.stderr
 
 

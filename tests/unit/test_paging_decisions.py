@@ -23,7 +23,9 @@ T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 def model(**fields: Any) -> Policy:
     written = policy(
         "pure",
-        windows=fields.pop("windows", {"P1": {"ack_within": "15m", "remind_before": "10m"}, "P2": {"ack_within": "1h", "remind_at": "20m"}}),
+        windows=fields.pop(
+            "windows", {"P1": {"ack_within": "15m", "remind_before": "10m"}, "P2": {"ack_within": "1h", "remind_at": "20m"}}
+        ),
         tiers=fields.pop("tiers", [tier("Primary", "ana"), tier("Secondary", "ben"), tier("Lead", "cat")]),
         **fields,
     )
@@ -48,7 +50,10 @@ def test_a_per_priority_tier_window_replaces_only_that_priority() -> None:
 
 def test_a_reminder_that_does_not_fit_the_shorter_window_is_dropped_one_that_fits_is_kept() -> None:
     p = model(
-        windows={"P1": {"ack_within": "15m", "remind_before": "4m", "resolve_within": "4h"}, "P2": {"ack_within": "1h", "remind_at": "20m"}},
+        windows={
+            "P1": {"ack_within": "15m", "remind_before": "4m", "resolve_within": "4h"},
+            "P2": {"ack_within": "1h", "remind_at": "20m"},
+        },
         tiers=[tier("Primary", "ana", ack_within={"P1": "3m", "P2": "10m"}), tier("Secondary", "ben", ack_within="30m")],
     )
     short = p.windows_for_tier("P1", 1)  # 4m before the end of a 3m window: no room
@@ -96,7 +101,9 @@ def walk(tier_count: int, repeat: int | None, repeat_from: int, limit: int = 12)
 
 
 def test_extra_rounds_start_at_the_repeat_from_tier() -> None:
-    assert walk(3, 2, repeat_from=2) == [Position(1, 0), Position(2, 0), Position(3, 0), Position(2, 1), Position(3, 1), Position(2, 2), Position(3, 2)]
+    assert walk(3, 2, repeat_from=2) == [
+        Position(1, 0), Position(2, 0), Position(3, 0), Position(2, 1), Position(3, 1), Position(2, 2), Position(3, 2)
+    ]
     assert walk(3, 1, repeat_from=3) == [Position(1, 0), Position(2, 0), Position(3, 0), Position(3, 1)]
     assert model(repeat=1, repeat_from="Lead").repeat_from_tier == 3
     assert model(repeat=1).repeat_from_tier == 1, "tier 1 unless repeat_from says otherwise"
@@ -110,7 +117,8 @@ def test_repeat_forever_never_runs_out_by_itself() -> None:
 
 
 def test_repeat_from_and_on_exhausted_are_checked() -> None:
-    with pytest.raises(ValidationError, match="repeat_from 'Secundary' is not a tier: did you mean 'Secondary'\\? the tiers are Primary, Secondary, Lead"):
+    refused = "repeat_from 'Secundary' is not a tier: did you mean 'Secondary'\\? the tiers are Primary, Secondary, Lead"
+    with pytest.raises(ValidationError, match=refused):
         model(repeat=1, repeat_from="Secundary")
     with pytest.raises(ValidationError, match="on_exhausted"):
         model(on_exhausted="page_everyone")

@@ -59,7 +59,7 @@ teams:
 
 
 def design_policy(**changes: Any) -> dict[str, Any]:
-    data = yaml.safe_load(DESIGN_POLICY)
+    data: dict[str, Any] = yaml.safe_load(DESIGN_POLICY)
     data.update(changes)
     return data
 

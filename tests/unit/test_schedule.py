@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.policy_store import PolicyStore
 from escalate.settings import EXAMPLE_POLICIES
 from tests.support.cli import policy_check
+from tests.support.clock import LONDON, london
 from tests.support.paths import TEST_POLICIES
 from tests.support.policies import line_of
 from workflows.policy import PolicySnapshot
@@ -31,7 +32,6 @@ from workflows.schedule import OnCall, Schedule, coverage_gaps, describe_gap, on
 
 TEST_DIRECTORY = TEST_POLICIES / "directory.yaml"  # alice, bob, carol, dana, erin, frank
 
-LONDON = ZoneInfo("Europe/London")
 TOKYO = ZoneInfo("Asia/Tokyo")
 NEW_YORK = ZoneInfo("America/New_York")
 MINUTE = timedelta(minutes=1)
@@ -50,12 +50,15 @@ def at(zone: ZoneInfo, day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), zone).astimezone(UTC)
 
 
-def london(day: date, hour: int, minute: int = 0) -> datetime:
-    return at(LONDON, day, hour, minute)
-
-
 def who(found: Schedule, moment: datetime) -> str | None:
     return on_call(found, moment).who
+
+
+def shift_end(found: Schedule, moment: datetime) -> datetime:
+    """When the shift on at ``moment`` ends (it must)."""
+    end = on_call(found, moment).until
+    assert end is not None, f"the shift on at {moment} never ends"
+    return end
 
 
 def shifts(found: Schedule, first: datetime, hours: int) -> list[tuple[datetime, str | None]]:
@@ -348,9 +351,9 @@ def test_a_daily_handoff_stays_at_0900_local_when_the_clocks_go_forward() -> Non
     assert who(ops, sunday_handoff) == "alice"
     bobs_shift = on_call(ops, saturday_handoff)
     assert bobs_shift.until == sunday_handoff
-    assert bobs_shift.until - saturday_handoff == 23 * HOUR, "the shift across the change is 23 hours"
-    assert on_call(ops, sunday_handoff).until - sunday_handoff == 24 * HOUR
-    assert on_call(ops, sunday_handoff).until.astimezone(LONDON).strftime("%a %H:%M %Z") == "Mon 09:00 BST"
+    assert shift_end(ops, saturday_handoff) - saturday_handoff == 23 * HOUR, "the shift across the change is 23 hours"
+    assert shift_end(ops, sunday_handoff) - sunday_handoff == 24 * HOUR
+    assert shift_end(ops, sunday_handoff).astimezone(LONDON).strftime("%a %H:%M %Z") == "Mon 09:00 BST"
 
 
 def test_a_daily_handoff_stays_at_0900_local_when_the_clocks_go_back() -> None:
@@ -366,11 +369,13 @@ def test_a_daily_handoff_stays_at_0900_local_when_the_clocks_go_back() -> None:
     assert who(ops, datetime(2027, 10, 31, 8, 30, tzinfo=UTC)) == "bob"
     assert who(ops, sunday_handoff - MINUTE) == "bob"
     assert who(ops, sunday_handoff) == "alice"
-    assert on_call(ops, saturday_handoff).until - saturday_handoff == 25 * HOUR, "the shift across the change is 25 hours"
+    assert shift_end(ops, saturday_handoff) - saturday_handoff == 25 * HOUR, "the shift across the change is 25 hours"
 
 
 def test_a_12_hour_rotation_hands_over_at_0900_and_2100_local_across_both_changes() -> None:
-    halves = schedule(DAILY.replace("shift: 1d", "shift: 12h").replace("2027-01-04", "2027-03-22").replace("[carol, alice, bob]", "[alice, bob]"))
+    halves = schedule(
+        DAILY.replace("shift: 1d", "shift: 12h").replace("2027-01-04", "2027-03-22").replace("[carol, alice, bob]", "[alice, bob]")
+    )
     # alice has the day half (09:00-21:00 local), bob the night half, whatever the season.
     for day in (SPRING_FORWARD - DAY, SPRING_FORWARD, SPRING_FORWARD + DAY, FALL_BACK - DAY, FALL_BACK, FALL_BACK + DAY):
         assert who(halves, london(day, 9)) == "alice", f"{day} 09:00"
@@ -541,8 +546,14 @@ def test_policy_check_names_file_line_field_and_fix_for_each_schedule_problem(tm
     problem("handoff.yaml", "handoff:", "layers[0].handoff", "'9.30' is not a time of day", 'write e.g. handoff: "09:00"')
     problem("fields.yaml", "participant:", "layers[0].participant", "unknown field 'participant'", "did you mean 'participants'?")
     problem("fields.yaml", "- name: daily", "layers[0].participants", "participants is required", "e.g. participants: [alice, bob]")
-    problem("fields.yaml", "colour:", "layers[0].colour", "unknown field 'colour'", "the fields here are name, participants, shift, handoff, start, active")
-    problem("fields.yaml", "rotation:", "rotation", "unknown field 'rotation'", "the fields here are schedule, description, timezone, layers, overrides")
+    problem(
+        "fields.yaml", "colour:", "layers[0].colour", "unknown field 'colour'",
+        "the fields here are name, participants, shift, handoff, start, active",
+    )
+    problem(
+        "fields.yaml", "rotation:", "rotation", "unknown field 'rotation'",
+        "the fields here are schedule, description, timezone, layers, overrides",
+    )
     problem("override.yaml", "- who: bob", "overrides[0].until", "until is required", "e.g. until: ")
     # A schedule can only name people of the directory.
     people = tmp_path / "schedules" / "people.yaml"

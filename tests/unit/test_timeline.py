@@ -12,7 +12,7 @@ T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def hourly(kinds: list[str]) -> list[TimelineEvent]:
-    return [TimelineEvent(at=T0 + timedelta(hours=n), kind=kind, detail=f"{kind} {n}") for n, kind in enumerate(kinds)]  # type: ignore[arg-type]
+    return [TimelineEvent(at=T0 + timedelta(hours=n), kind=kind, detail=f"{kind} {n}") for n, kind in enumerate(kinds)]
 
 
 def test_a_timeline_within_the_limit_is_carried_as_it_is() -> None:
