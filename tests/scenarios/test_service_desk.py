@@ -4,7 +4,7 @@ The test server's clock only moves forward and the tests may run in any order, s
 looks at the server's current time and moves it to a moment of its own choosing (the next
 Friday 15:00 in London whose following weeks have no holiday and no clock change, the next
 Christmas, the next daylight-saving change). Expected times are counted by hand in local
-wall-clock time; the pure calendar functions are tested on their own in tests/test_calendar.py.
+wall-clock time; the pure calendar functions are tested on their own in tests/unit/test_calendar.py.
 Each scenario keeps its history under tests/histories/ as ``desk_<name>`` (replayed by
 tests/test_replay.py).
 """

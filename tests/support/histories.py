@@ -77,6 +77,11 @@ def recorded() -> list[Path]:
     return sorted(HISTORIES.rglob("*.json"))
 
 
+def recorded_incidents() -> list[Path]:
+    """Every recorded incident history, of every generation (no maintenance window)."""
+    return [path for path in recorded() if path.parent != MAINTENANCE_HISTORIES]
+
+
 def load(path: Path) -> WorkflowHistory:
     """A recorded history, under its workflow's id: ``maintenance-<policy>`` for a maintenance
     window (from the policy its run was started for), ``incident-<name>`` for an incident."""
