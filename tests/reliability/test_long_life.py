@@ -1,7 +1,7 @@
 """Long life (issue #9): an incident open for 30 days, reminded every hour, given 1,000 notes.
 
 On the time-skipping test server, with a real worker and a real HTTP receiver on 127.0.0.1
-standing in for every person's webhook (``tests.test_webhook.Receiver``):
+standing in for every person's webhook (``tests.support.receiver.Receiver``):
 
 * the policy pages a low-priority case around two tiers for ever (until its 31-day resolution
   SLA): each tier has an hour, with a reminder at the half hour, so in 30 days there are 720
@@ -23,18 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-import yaml
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
@@ -42,19 +37,15 @@ from temporalio.worker import Replayer
 
 from escalate.temporal import data_converter
 from starter.review import incident_histories
-from tests.conftest import (
-    RECORD_HISTORIES,
-    history_path,
-    make_settings,
-    resolve_and_close,
-    running,
-    unique_key,
-)
-from tests.reliability.skipping import own_time_skipping_server
-from tests.test_webhook import Receiver
+from tests.support.cli import escalate, server_env
+from tests.support.histories import keep_history
+from tests.support.policies import webhooks, write_folder
+from tests.support.receiver import Receiver
+from tests.support.temporal import make_settings, resolve_and_close, running, unique_key
+from tests.support.timeline import assert_on_time, events
 from worker import workflow_runner
 from workflows.incident import IncidentWorkflow
-from workflows.model import IncidentStatus, TimelineEvent
+from workflows.model import IncidentStatus
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -69,7 +60,6 @@ HISTORY_LIMIT = 2_500
 BLOB_LIMIT = 2 * 1024 * 1024
 """Temporal's default limit for one payload (``limit.blobSize.error``): the state an incident
 carries into its next run must stay under it, or the continue-as-new itself fails."""
-ESCALATE = Path(sys.executable).parent / "escalate"
 
 POLICY = {
     "policy": "slow-burn",
@@ -87,24 +77,8 @@ PAGED = Counter(
 """Who got what, (person, message kind): tier 1 paged once, then every hour a reminder and an escalation."""
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """This module's own time-skipping server (it skips days: see tests/reliability/skipping.py)."""
-    async with own_time_skipping_server() as env:
-        yield env
-
-
 def policy_dir(root: Path, receiver: Receiver) -> Path:
-    folder = root / "policies"
-    folder.mkdir()
-    people = {name: {"webhook": receiver.route(f"/hooks/{name}")} for name in PEOPLE}
-    (folder / "directory.yaml").write_text(yaml.safe_dump({"people": people}, sort_keys=False))
-    (folder / "slow-burn.yaml").write_text(yaml.safe_dump(POLICY, sort_keys=False))
-    return folder
-
-
-def of(status: IncidentStatus, kind: str) -> list[TimelineEvent]:
-    return [event for event in status.timeline if event.kind == kind]
+    return write_folder(root / "policies", webhooks(receiver, *PEOPLE, under="/hooks"), POLICY)
 
 
 def event_types(history: WorkflowHistory) -> Counter[str]:
@@ -117,30 +91,22 @@ def carried_bytes(history: WorkflowHistory) -> int:
     return sum(payload.ByteSize() for payload in started.input.payloads)
 
 
-async def save_run(history: WorkflowHistory, name: str) -> None:
+def save_run(history: WorkflowHistory, name: str) -> None:
     """Keep one run for tests/test_replay.py, as ``save_history`` does. That keeps the latest
     run, here about 3 MB: the carried story of 30 days, and a final status holding all of it.
     The second run is the one to keep: it starts from a carried state, so its replay proves
     that a continued incident still restores with today's code, and it is smaller (2 MB)."""
-    path = history_path(name)
-    if not path.exists() or RECORD_HISTORIES:
-        path.write_text(history.to_json())
+    keep_history(history, name)
 
 
 def note_text(n: int) -> str:
     return f"note {n:04d}: queue depth checked, still draining"
 
 
-def assert_on_time(event: TimelineEvent, due: datetime) -> None:
-    """Due exactly on the absolute deadline chain of the first run, and acted on within a second."""
-    assert event.due_at == due, f"{event.kind} due {event.due_at}, not {due}: {event.detail}"
-    assert timedelta(0) <= event.at - due < timedelta(seconds=1), f"{event.kind} late by {event.at - due}"
-
-
 def folded(status: IncidentStatus, kind: str) -> int:
     """How many entries of this kind a new run carried folded into a count."""
     total = 0
-    for event in of(status, "folded"):
+    for event in events(status, "folded"):
         match = re.search(rf"\b{kind} x(\d+)", event.detail)
         total += int(match.group(1)) if match else 0
     return total
@@ -156,15 +122,15 @@ def assert_one_story(status: IncidentStatus, triggered_at: datetime) -> None:
     assert status.resolve_by == triggered_at + timedelta(days=31), "the SLA of the first run is kept"
     assert not status.sla_breached
 
-    notes = of(status, "noted")
+    notes = events(status, "noted")
     assert sorted(event.detail for event in notes) == [note_text(n) for n in range(NOTES)], "all 1,000 notes, once"
     bursts = [int(event.detail[5:9]) // (NOTES // BURSTS) for event in notes]
     assert bursts == sorted(bursts), "in the order they were sent (a burst's parallel notes in any order)"
     assert {event.who for event in notes} == {"olga"}
     assert all(triggered_at <= event.at <= triggered_at + HOURS_OPEN * HOUR for event in notes)
 
-    reminders = of(status, "reminded")
-    assert of(status, "folded"), "a 30-day story this busy is carried with its oldest routine entries folded"
+    reminders = events(status, "reminded")
+    assert events(status, "folded"), "a 30-day story this busy is carried with its oldest routine entries folded"
     assert len(status.timeline) < 3_000 + 400, f"{len(status.timeline)} entries carried"
     skipped = folded(status, "reminded")
     assert len(reminders) + skipped == HOURS_OPEN, f"{len(reminders)} + {skipped} reminders, not one an hour for {DAYS_OPEN} days"
@@ -173,7 +139,7 @@ def assert_one_story(status: IncidentStatus, triggered_at: datetime) -> None:
         assert_on_time(reminder, due)
         assert reminder.tier == 1 + hour % 2
 
-    escalations = of(status, "escalated")
+    escalations = events(status, "escalated")
     assert len(escalations) == HOURS_OPEN
     for hour, escalation in enumerate(escalations, start=1):
         due = triggered_at + hour * HOUR
@@ -183,8 +149,8 @@ def assert_one_story(status: IncidentStatus, triggered_at: datetime) -> None:
 
     # 720 escalations from tier 1 of two tiers: back at tier 1, in its 361st round.
     assert (status.tier, status.tier_name, status.round) == (1, "L1 night desk", HOURS_OPEN // 2)
-    assert len(of(status, "notified")) + folded(status, "notified") >= sum(PAGED.values())
-    assert not of(status, "notify_failed") and not folded(status, "notify_failed")
+    assert len(events(status, "notified")) + folded(status, "notified") >= sum(PAGED.values())
+    assert not events(status, "notify_failed") and not folded(status, "notify_failed")
 
 
 async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tells_one_story(
@@ -224,7 +190,7 @@ async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tel
         assert_one_story(status, triggered_at)
         assert status.owners == ["olga"]
         assert status.next_escalation_at == triggered_at + (HOURS_OPEN + 1) * HOUR
-        assert len(of(status, "notified")) + folded(status, "notified") == sum(PAGED.values())
+        assert len(events(status, "notified")) + folded(status, "notified") == sum(PAGED.values())
 
         # What the receiver got: one page, then every reminder and escalation, each exactly once.
         got = Counter((request.path.removeprefix("/hooks/"), request.kind) for request in receiver.requests())
@@ -234,7 +200,10 @@ async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tel
         # The 720th escalation reads like the first: the tiers tried before are counted, not listed.
         first, last = receiver.requests("/hooks/pete", kind="escalated")[0], receiver.requests("/hooks/olga", kind="escalated")[-1]
         assert "Tried before you without an acknowledgement: tier 1 L1 night desk (olga) for 1h." in first.json()["text"]
-        assert f"Tried before you without an acknowledgement: {HOURS_OPEN - 9} earlier tiers; tier 2 L2 platform (pete) for 1h;" in last.json()["text"]
+        assert (
+            f"Tried before you without an acknowledgement: {HOURS_OPEN - 9} earlier tiers; tier 2 L2 platform (pete) for 1h;"
+            in last.json()["text"]
+        )
         assert len(last.body) < 2 * len(first.body), f"a page after 30 days is {len(last.body)} bytes"
 
         final = await resolve_and_close(time_env, escalations, key, by="olga", resolution="export worker restarted")
@@ -245,7 +214,7 @@ async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tel
     assert final.timeline[: len(status.timeline)] == status.timeline, "the story so far is kept, word for word"
     assert_one_story(final, triggered_at)
     assert [event.kind for event in final.timeline[len(status.timeline):]].count("resolved") == 1
-    told = sorted(event.who or "" for event in of(final, "notified") if event.detail.startswith("resolved via"))
+    told = sorted(event.who or "" for event in events(final, "notified") if event.detail.startswith("resolved via"))
     assert told == ["olga", "pete"], "everyone paged in those 30 days hears the outcome"
 
     # It continued as new: a chain of runs, each but the last closed by continue-as-new.
@@ -275,18 +244,9 @@ async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tel
     # escalate review KEY (the CLI, in its own process, at the same time as the replay below: two
     # cores) replays every run and reviews the whole chain.
     began = time.monotonic()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-    env.update(
-        TEMPORAL_ADDRESS=client.service_client.config.target_host,
-        TEMPORAL_CONFIG_FILE=str(tmp_path / "no-temporal-profile.toml"),
-        ESCALATE_POLICY_DIR=str(settings.policy_dir),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
     out = tmp_path / "review.json"
-    cli = await asyncio.create_subprocess_exec(
-        str(ESCALATE), "review", key, "--format", "json", "-o", str(out),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    cli = asyncio.create_task(
+        escalate(server_env(time_env, settings, tmp_path), "review", key, "--format", "json", "-o", str(out), timeout=120)
     )
 
     # Every run replays with today's code, on its own.
@@ -295,8 +255,8 @@ async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tel
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"run {run} of {runs} does not replay: {result.replay_failure}"
 
-    _, stderr = await asyncio.wait_for(cli.communicate(), timeout=120)
-    assert cli.returncode == 0, stderr.decode()
+    reviewed = await cli
+    assert reviewed.returncode == 0, reviewed.stderr
     checked = time.monotonic() - began
     review = json.loads(out.read_text())
     assert review["replay"]["verified"] is True
@@ -304,7 +264,7 @@ async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tel
     assert review["source"] == f"Temporal history of incident-{key} ({runs} runs)"
     # The review tells every entry: each run's replay holds the ones that run recorded.
     assert not [event for event in review["timeline"] if event["kind"] == "folded"]
-    assert len(review["timeline"]) == len(final.timeline) - len(of(final, "folded")) + sum(
+    assert len(review["timeline"]) == len(final.timeline) - len(events(final, "folded")) + sum(
         folded(final, kind) for kind in ("notified", "notify_failed", "reminded", "repeated", "skipped")
     )
     delivered = Counter(
@@ -324,7 +284,7 @@ async def test_an_incident_open_30_days_with_hourly_reminders_and_1000_notes_tel
     assert review["stints"][-1]["ended_by"] == "resolved"
     assert review["sla"]["met"] is True
 
-    await save_run(histories[1], "long_life_second_run")
+    save_run(histories[1], "long_life_second_run")
     print(
         f"\n[long life] {runs} runs (history events per run: {[len(h.events) for h in histories]}), "
         f"largest carried state {largest} bytes; 30 days driven in {driven:.1f}s "

@@ -4,7 +4,7 @@ the recorded histories, and the same change behind ``workflow.patched`` passes.
 Every history committed under tests/histories/ is replayed (with tests/test_replay.py's setup:
 the pydantic data converter and the sandbox with worker.py's passthrough modules) against
 deliberately changed copies of the incident workflow, registered under its own name
-(``tests/reliability/changed_incident.py``):
+(``tests/support/changed_incident.py``):
 
 * a timer after the policy is loaded, before anyone is paged ("debounce"): every recorded new
   incident that got as far as paging must fail, with a nondeterminism error naming the event
@@ -34,44 +34,26 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities import EscalationActivities
-from tests.conftest import HISTORIES, make_settings, tracked, unique_key
-from tests.markers import local_activities, local_activity_type, patch_id, patches
-from tests.reliability import changed_incident
-from tests.reliability.changed_incident import (
-    AUDIT_PATCH,
-    DEBOUNCE,
-    DEBOUNCE_PATCH,
-    AuditedIncident,
-    DebouncedIncident,
-    PatchedIncident,
-)
-from tests.reliability.skipping import own_time_skipping_server
+from tests.support import changed_incident
+from tests.support.changed_incident import AUDIT_PATCH, DEBOUNCE, DEBOUNCE_PATCH, AuditedIncident, DebouncedIncident, PatchedIncident
+from tests.support.histories import recorded_incidents
+from tests.support.markers import local_activities, local_activity_type, patch_id, patches
+from tests.support.paths import HISTORIES
+from tests.support.temporal import activities_of, make_settings, tracked, unique_key
 from worker import workflow_runner
 from workflows.maintenance import MaintenanceWorkflow
-from workflows.model import (
-    LOAD_POLICY_ACTIVITY,
-    NOTIFY_ACTIVITY,
-    IncidentRequest,
-    workflow_id,
-)
+from workflows.model import LOAD_POLICY_ACTIVITY, NOTIFY_ACTIVITY, IncidentRequest, workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 RECORDED = {
-    str(path.relative_to(HISTORIES).with_suffix("")): path.read_text() for path in sorted(HISTORIES.rglob("*.json"))
+    str(path.relative_to(HISTORIES).with_suffix("")): path.read_text() for path in recorded_incidents()
 }
-"""Read once, at collection: other tests write histories of their own while this one runs."""
+"""Read once, at collection: other tests write histories of their own while this one runs. (The
+maintenance windows' histories are not the incident's: the changes here are to the incident.)"""
 NONDETERMINISM = "[TMPRL1100] Nondeterminism error"
 NAMED_EVENT = re.compile(r"HistoryEvent\(id: (\d+), (\w+)\)")
 PATCH_MARKER = re.compile(r"patch marker encountered for change ([\w-]+)")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """This module's own time-skipping server (it skips days: see tests/reliability/skipping.py)."""
-    async with own_time_skipping_server() as env:
-        yield env
 
 
 def histories() -> dict[str, WorkflowHistory]:
@@ -218,7 +200,7 @@ async def test_the_guarded_changes_take_effect_for_new_incidents(time_env: Workf
         time_env.client,
         task_queue=settings.task_queue,
         workflows=[PatchedIncident, MaintenanceWorkflow],
-        activities=EscalationActivities(settings, time_env.client).all,
+        activities=activities_of(settings, time_env.client),
         workflow_runner=workflow_runner(),
     )
     async with worker:

