@@ -396,9 +396,6 @@ class Person(_Strict):
             raise ValueError("rules must be in the order they happen: each after: no earlier than the one before")
         return self
 
-    def address(self, channel: str) -> str | None:
-        return next((point.address for point in self.channels if point.channel == channel), None)
-
 
 class Directory(_Strict):
     """``directory.yaml``: the escalation contact list and the teams."""

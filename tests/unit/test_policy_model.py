@@ -103,11 +103,14 @@ def test_design_example_policy_loads(policy: Policy) -> None:
 def test_design_example_directory_loads(directory: Directory) -> None:
     assert list(directory.people) == ["alice", "bob", "carol", "dana", "erin", "frank"]
     alice = directory.people["alice"]
-    assert alice.address("email") == "alice@example.com"
-    assert alice.address("webhook") == "https://hooks.example.com/alice"
-    assert alice.address("chat") == "@alice"
-    assert directory.people["frank"].address("email") is None
-    assert directory.people["frank"].address("webhook") == "https://hooks.example.com/frank"
+    assert [(point.channel, point.address) for point in alice.channels] == [
+        ("email", "alice@example.com"),
+        ("webhook", "https://hooks.example.com/alice"),
+        ("chat", "@alice"),
+    ], "every channel, in the order the directory lists them"
+    assert [(point.channel, point.address) for point in directory.people["frank"].channels] == [
+        ("webhook", "https://hooks.example.com/frank")
+    ]
     assert directory.teams == {"payments-support": ["erin", "frank"]}
     assert directory_problems(directory) == []
 
@@ -124,7 +127,7 @@ def test_design_examples_load_as_files(tmp_path: Path) -> None:
     assert sorted(report.checked) == [str(tmp_path / "directory.yaml"), str(tmp_path / "payments.yaml")]
     snap = PolicyStore(tmp_path).load("payments")
     assert snap.people_of(1) == ["erin", "frank"]
-    assert snap.people["frank"].address("webhook") == "https://hooks.example.com/frank"
+    assert [point.address for point in snap.people["frank"].channels] == ["https://hooks.example.com/frank"]
 
 
 def test_windows_for_a_priority_the_policy_lacks_names_the_ones_it_has(policy: Policy) -> None:
