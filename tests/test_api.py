@@ -35,7 +35,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-import starter.web
+import starter.web.deps
 from activities import EscalationActivities
 from activities.messages import Templates
 from escalate.devserver import DevServerError, find_binary
@@ -666,7 +666,7 @@ async def test_bearer_token_is_required_when_set_and_compared_in_constant_time(
         compared.append((a, b))
         return real_compare(a, b)
 
-    monkeypatch.setattr(starter.web.hmac, "compare_digest", spy)
+    monkeypatch.setattr(starter.web.deps.hmac, "compare_digest", spy)
     settings = make_settings(api_token=TOKEN)
     key = unique_key("api-auth")
     async with worker(time_env, settings) as escalations, served(settings, escalations) as base:
