@@ -10,7 +10,7 @@ from escalate.settings import Settings
 from starter.api import IncidentNotFound, IncidentRejected, InvalidRequest
 from starter.web.bodies import Alert, AlertmanagerPayload
 from starter.web.deps import Authorised, SettingsDep, TemporalDep
-from starter.web.problems import Problem, ProblemDetails, problems
+from starter.web.problems import FieldError, Problem, ProblemDetails, problems
 from workflows.model import IncidentRequest
 from workflows.policy import normalise_priority
 
@@ -47,8 +47,15 @@ class AlertmanagerOutcome(BaseModel):
     errors: list[AlertError] = Field(default_factory=list)
 
 
-class AlertsProblem(ProblemDetails, AlertmanagerOutcome):
-    """Some alerts could not be taken: the problem, and what became of each alert."""
+class AlertsProblem(ProblemDetails):
+    """Invalid (``errors`` by field), or some alerts could not be taken: then what became of
+    each alert, as in a 200 answer, and ``errors`` by alert."""
+
+    opened: list[str] | None = None
+    joined: list[str] | None = None
+    resolved: list[str] | None = None
+    already_closed: list[str] | None = None
+    errors: list[FieldError | AlertError] | None = None  # type: ignore[assignment]
 
 
 def alert_incident(alert: Alert, settings: Settings) -> IncidentRequest:

@@ -13,16 +13,18 @@ from fastapi.responses import HTMLResponse
 from escalate.links import Link, LinkError, read_token
 from starter.api import IncidentNotFound, IncidentRejected, InvalidRequest, TemporalUnavailable
 from starter.web.deps import SettingsDep, TemporalDep
-from starter.web.problems import Problem, ProblemDetails, refused, unavailable
+from starter.web.problems import PROBLEM, Problem, refused, unavailable
 from workflows.model import MAX_NOTE
 
 router = APIRouter(prefix="/v1/links", tags=["links"])
 
 HTML = {"text/html": {"schema": {"type": "string"}}}
+AS_PROBLEM = {PROBLEM: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
 LINK_PROBLEMS: dict[int | str, dict[str, object]] = {
-    403: {"model": ProblemDetails, "description": "Not a link this server made (or it was changed)"},
-    404: {"model": ProblemDetails, "description": "Links are off (no ESCALATE_LINK_SECRET)"},
-    410: {"model": ProblemDetails, "description": "The link expired"},
+    403: {"content": AS_PROBLEM, "description": "Not a link this server made (or it was changed)"},
+    404: {"content": AS_PROBLEM, "description": "Links are off (no ESCALATE_LINK_SECRET)"},
+    410: {"content": AS_PROBLEM, "description": "The link expired"},
+    422: {"content": AS_PROBLEM, "description": "Invalid: the errors name the fields"},
 }
 
 
@@ -70,9 +72,9 @@ async def link_page(token: str, settings: SettingsDep) -> HTMLResponse:
     responses={
         200: {"content": HTML, "description": "Done"},
         **LINK_PROBLEMS,
-        404: {"model": ProblemDetails, "content": HTML, "description": "Links are off, or the incident is gone"},
+        404: {"content": AS_PROBLEM | HTML, "description": "Links are off, or (a page) the incident is gone"},
         409: {"content": HTML, "description": "Not done: the incident refused (already acknowledged, resolved…)"},
-        422: {"model": ProblemDetails, "content": HTML, "description": "Invalid form"},
+        422: {"content": AS_PROBLEM | HTML, "description": "Invalid form, or (a page) refused as invalid"},
         503: {"content": HTML, "description": "Not done: Temporal is unavailable; try again"},
     },
 )

@@ -11,7 +11,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from starter.oncall import PolicyError, UnknownSchedule, who_is_on_call
 from starter.web.deps import Authorised, SettingsDep
-from starter.web.problems import Problem, problems
+from starter.web.problems import Problem, invalid, problems
 from workflows.schedule import OnCall
 
 router = APIRouter(tags=["schedules"], dependencies=[Authorised], responses=problems(401))
@@ -22,7 +22,8 @@ _RFC3339 = re.compile(
 
 
 def moment(text: object) -> datetime:
-    """An RFC 3339 time (ISO 8601 with seconds and a zone), as the schema's ``date-time`` says."""
+    """An RFC 3339 time (ISO 8601 with seconds and a zone), as the schema's ``date-time`` says;
+    in its own zone (a leap second is the last moment of its minute)."""
     match = _RFC3339.fullmatch(text) if isinstance(text, str) else None
     try:
         if match is None:
@@ -30,14 +31,13 @@ def moment(text: object) -> datetime:
         year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
         fraction, utc, sign, zone_hours, zone_minutes = match.groups()[6:]
         offset = timedelta(0) if utc else (1 if sign == "+" else -1) * timedelta(hours=int(zone_hours), minutes=int(zone_minutes))
-        leap = second == 60  # a leap second: the moment after :59
-        at = datetime(year, month, day, hour, minute, 59 if leap else second, int((fraction or "0")[:6].ljust(6, "0")), timezone(offset))
-    except (ValueError, OverflowError):
+        micro = 999_999 if second == 60 else int((fraction or "0")[:6].ljust(6, "0"))
+        return datetime(year, month, day, hour, minute, min(second, 59), micro, timezone(offset))
+    except ValueError:
         raise ValueError(
             f"{text!r} is not a time: write ISO 8601 with seconds and a zone (RFC 3339), e.g. 2026-11-28T10:00:00Z "
             "or 2026-11-28T10:00:00+01:00"
         ) from None
-    return (at + timedelta(seconds=1 if leap else 0)).astimezone(UTC)
 
 
 Moment = Annotated[datetime, BeforeValidator(moment), WithJsonSchema({"type": "string", "format": "date-time"})]
@@ -51,8 +51,10 @@ async def oncall(
 ) -> list[OnCall]:
     """Who is on call now (or ``at`` a time) in each schedule, or in one."""
     try:
-        return who_is_on_call(settings, schedule, at)
+        return who_is_on_call(settings, schedule, at.astimezone(UTC) if at else None)
     except UnknownSchedule as err:
         raise Problem(404, "No such schedule", str(err)) from None
+    except OverflowError:  # a time at the edge of the calendar (year 1, year 9999)
+        raise invalid("query.at", f"{at} is too far off to say who is on call", "Time out of range") from None
     except PolicyError as err:
         raise Problem(503, "Schedules do not load", f"the schedules of this server do not load, so nobody can be named: {err}") from None
