@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from escalate.logs import get_logger
 from starter.api import IncidentNotFound, IncidentRejected, InvalidRequest, TemporalUnavailable
@@ -128,14 +129,26 @@ async def _invalid(_: Request, err: Exception) -> JSONResponse:
     return problem_response(422, INVALID, detail, errors=fields)
 
 
-async def _http(_: Request, err: Exception) -> JSONResponse:
+def _allowed(request: Request) -> str:
+    """Every method of the path, as the OpenAPI document has them (Starlette names only those
+    of the first route that matched the path)."""
+    methods = {
+        method.upper()
+        for path, operations in request.app.openapi().get("paths", {}).items()
+        if compile_path(path)[0].match(request.url.path)
+        for method in operations
+    }
+    return ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
+
+
+async def _http(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, StarletteHTTPException)
     headers = dict(err.headers or {})
     if err.status_code == 404:
         return problem_response(404, "No such route", "no such route: see /docs for the API", headers=headers)
     if err.status_code == 405:
-        allowed = headers.get("Allow", "other methods")
-        return problem_response(405, "Method not allowed", f"this route takes {allowed}", headers=headers)
+        headers["Allow"] = _allowed(request) or headers.get("Allow", "")
+        return problem_response(405, "Method not allowed", f"this route takes {headers['Allow']}", headers=headers)
     return problem_response(err.status_code, "Error", str(err.detail), headers=headers)
 
 
