@@ -104,5 +104,33 @@ class BareRoundsWorkflow:
         self.signals += 1
 
 
-BARE_WORKFLOWS = [BareWorkflow, BareTimerWorkflow, BareRoundsWorkflow]
+@workflow.defn(name="BenchBareUpdates")
+class BareUpdatesWorkflow:
+    """Update-latency baseline: an update handler that keeps what it was sent; a new run when
+    the server suggests one (as an incident continues as new before its history grows too long)."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self.finished = False
+
+    @workflow.run
+    async def run(self, taken: int) -> int:
+        self.taken = taken
+        await workflow.wait_condition(lambda: self.finished or workflow.info().is_continue_as_new_suggested())
+        if not self.finished:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(self.taken)
+        return self.taken
+
+    @workflow.update
+    def take(self, text: str) -> int:
+        self.taken += 1
+        return self.taken
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.finished = True
+
+
+BARE_WORKFLOWS = [BareWorkflow, BareTimerWorkflow, BareRoundsWorkflow, BareUpdatesWorkflow]
 BARE_ACTIVITIES = [bare_step]

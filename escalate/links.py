@@ -58,7 +58,7 @@ def make_token(secret: str, key: str, action: LinkAction, by: str, ttl: timedelt
 def read_token(secret: str, token: str, now: datetime | None = None) -> Link:
     """The link's contents, once its signature and expiry are checked."""
     payload, _, signature = token.partition(".")
-    if not payload or not signature or not hmac.compare_digest(_mac(secret, payload), signature):
+    if not payload or not signature or not hmac.compare_digest(_mac(secret, payload).encode(), signature.encode()):
         raise LinkError("this link is not valid: it was changed, cut short or not made by this server")
     try:
         fields = json.loads(_unb64(payload))

@@ -17,9 +17,9 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -36,9 +36,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from escalate.logs import get_logger
 from escalate.temporal import connect, unreachable_message
-from workflows import search
+from workflows import errors, search
+from workflows.durations import format_time
 from workflows.incident import IncidentWorkflow
-from workflows.patches import PATCH_BASELINE
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.model import (
     TASK_QUEUE,
@@ -62,6 +62,7 @@ from workflows.model import (
     maintenance_id,
     workflow_id,
 )
+from workflows.patches import PATCH_BASELINE
 
 
 class IncidentRejected(Exception):
@@ -91,23 +92,6 @@ def describe_validation_error(err: ValidationError, prefix: str = "") -> str:
         f"{prefix}{'.'.join(map(str, error['loc'])) or 'request'}: {str(error['msg']).removeprefix('Value error, ')}"
         for error in err.errors()
     )
-
-
-def _innermost(err: BaseException) -> BaseException:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return err
-
-
-def _field(err: BaseException) -> str | None:
-    inner = _innermost(err)
-    details = getattr(inner, "details", None) or ()
-    return str(details[0]) if details and isinstance(details[0], str) else None
-
-
-def _reason(err: BaseException) -> str:
-    inner = _innermost(err)
-    return str(getattr(inner, "message", None) or inner)
 
 
 _VERBS = {
@@ -262,12 +246,12 @@ class Escalations:
                     IncidentWorkflow.trigger, request, start_workflow_operation=operation
                 )
             except WorkflowUpdateFailedError as err:
-                inner = _innermost(err)
-                if isinstance(inner, ApplicationError) and inner.type == "AlreadyResolved":
+                inner = errors.innermost(err)
+                if isinstance(inner, ApplicationError) and inner.type == errors.ALREADY_RESOLVED:
                     # Resolved a moment ago but not yet closed: once it closes, this key opens anew.
                     await asyncio.sleep(0.1 * 2**attempt)
                     continue
-                raise IncidentRejected(_reason(err), _field(err)) from None
+                raise IncidentRejected(errors.reason(err), errors.field_of(err)) from None
             except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
                 if self.start_with_attributes and _unknown_search_attribute(err):
                     # A namespace without the incident attributes (no worker has registered
@@ -283,8 +267,8 @@ class Escalations:
                     status = await self._signal_occurrences(request, 1)
                     try:
                         created = await self._handle(request.key).query(IncidentWorkflow.opened_by, request.request_id)
-                    except RPCError as err:
-                        self._raise_for_rpc(err, request.key)
+                    except RPCError as query_err:
+                        self._raise_for_rpc(query_err, request.key)
                     return TriggerResult(created=created, status=status)
                 if isinstance(err, RPCError):
                     self._raise_for_rpc(err, request.key)
@@ -310,7 +294,7 @@ class Escalations:
         return await self._update(key, IncidentWorkflow.snooze, SnoozeRequest, by=by, **{"for": duration})
 
     async def add_note(self, key: str, *, by: str, text: str) -> IncidentStatus:
-        return await self._update(key, IncidentWorkflow.note, NoteRequest, by=by, text=text)
+        return await self._update(key, IncidentWorkflow.note, NoteRequest, by=by, note=text)
 
     async def wait_on_customer(self, key: str, *, by: str, reason: str) -> IncidentStatus:
         """Waiting on the customer: escalation and the SLA clock stop until ``resume``."""
@@ -350,16 +334,20 @@ class Escalations:
                 MaintenanceWorkflow.begin, request, start_workflow_operation=operation
             )
         except WorkflowUpdateFailedError as err:
-            raise IncidentRejected(_reason(err), _field(err)) from None
+            raise IncidentRejected(errors.reason(err), errors.field_of(err)) from None
         except RPCError as err:
             self._raise_for_rpc(err, policy)
 
     async def end_maintenance(self, policy: str, *, by: str) -> MaintenanceWindow:
+        try:
+            request = MaintenanceEnd.model_validate({"by": by})
+        except ValidationError as err:
+            raise InvalidRequest(describe_validation_error(err, "--")) from None
         handle = self.client.get_workflow_handle_for(MaintenanceWorkflow.run, maintenance_id(policy))
         try:
-            return await handle.execute_update(MaintenanceWorkflow.end, MaintenanceEnd(by=by))
+            return await handle.execute_update(MaintenanceWorkflow.end, request)
         except WorkflowUpdateFailedError as err:
-            raise IncidentRejected(_reason(err)) from None
+            raise IncidentRejected(errors.reason(err)) from None
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise IncidentRejected(f"no maintenance window is on for policy {policy!r}") from None
@@ -395,28 +383,40 @@ class Escalations:
     async def list_incidents(
         self, status: Literal["open", "all"] = "open", limit: int = 200, where: str | None = None
     ) -> list[IncidentStatus]:
-        """Incidents from Temporal's visibility store, newest first. ``where`` narrows them with
-        the incident search attributes, e.g. ``IncidentStatus="triggered" AND Tier>=2``."""
+        """Incidents from Temporal's visibility store, newest first, at most ``limit``. ``where``
+        narrows them with the incident search attributes, e.g. ``IncidentStatus="triggered" AND Tier>=2``.
+
+        Open means not resolved: a resolved incident's run goes on while its closing notices are
+        delivered (seconds, or longer with a receiver that is down), and is not listed as open
+        meanwhile; ``limit`` counts the incidents listed, not the runs looked at."""
         query = 'WorkflowType="Incident"'
         if status == "open":
             query += ' AND ExecutionStatus="Running"'
         if where:
             query += f" AND ({where})"
-        keys: list[str] = []
+        results: list[IncidentStatus] = []
+        seen: set[str] = set()
         try:
-            async for execution in self.client.list_workflows(query, limit=limit):
-                if execution.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
-                    keys.append(execution.id.removeprefix(workflow_id("")))
+            async for execution in self.client.list_workflows(query):
+                if execution.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+                    continue
+                key = execution.id.removeprefix(workflow_id(""))
+                if key in seen:
+                    continue
+                seen.add(key)
+                try:
+                    found = await self.status(key)
+                except (IncidentNotFound, IncidentRejected):
+                    continue
+                if status == "open" and found.status == "resolved":
+                    continue
+                results.append(found)
+                if len(results) >= limit:
+                    break
         except RPCError as err:
             if err.status == RPCStatusCode.INVALID_ARGUMENT and where:
                 raise InvalidRequest(f"the filter {where!r} is not a valid visibility query: {err.message}") from None
             self._raise_for_rpc(err, "")
-        results: list[IncidentStatus] = []
-        for key in dict.fromkeys(keys):
-            try:
-                results.append(await self.status(key))
-            except (IncidentNotFound, IncidentRejected):
-                continue
         return results
 
     # ── plumbing ─────────────────────────────────────────────────────────────────────────────
@@ -424,16 +424,17 @@ class Escalations:
     def _handle(self, key: str) -> WorkflowHandle[IncidentWorkflow, IncidentStatus]:
         return self.client.get_workflow_handle_for(IncidentWorkflow.run, workflow_id(key))
 
-    async def _update(self, key: str, update: Any, model: type, **fields: Any) -> IncidentStatus:
+    async def _update(self, key: str, update: Any, model: type[BaseModel], **fields: Any) -> IncidentStatus:
         try:
             request = model.model_validate(fields)
         except ValidationError as err:
             raise InvalidRequest(describe_validation_error(err, "--")) from None
         handle = self._handle(key)
         try:
-            return await handle.execute_update(update, request)
+            status: IncidentStatus = await handle.execute_update(update, request)
+            return status
         except WorkflowUpdateFailedError as err:
-            raise IncidentRejected(_reason(err)) from None
+            raise IncidentRejected(errors.reason(err)) from None
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 await self._explain_closed(key, handle, update.__name__)
@@ -448,7 +449,7 @@ class Escalations:
         final = await self._final_status(key, handle, description.status)
         raise IncidentRejected(
             f"incident {key} is already resolved (by {final.resolved_by} at "
-            f"{final.resolved_at:%Y-%m-%d %H:%M:%S UTC}, {final.resolution!r}): "
+            f"{format_time(final.resolved_at)}, {final.resolution!r}): "
             f"it cannot {_VERBS.get(action, action)}"
         )
 
@@ -456,12 +457,12 @@ class Escalations:
         try:
             return await handle.result()
         except WorkflowFailureError as err:
-            raise IncidentRejected(f"incident {key} was not opened: {_reason(err)}") from None
+            raise IncidentRejected(f"incident {key} was not opened: {errors.reason(err)}") from None
         except Exception as err:
             raise IncidentRejected(f"incident {key} ended as {getattr(status, 'name', status)}: {err}") from None
 
     @staticmethod
-    def _raise_for_rpc(err: RPCError, key: str) -> Any:
+    def _raise_for_rpc(err: RPCError, key: str) -> NoReturn:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise IncidentNotFound(f"no incident with key {key!r}") from None
         if err.status in _UNAVAILABLE:

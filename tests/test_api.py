@@ -35,13 +35,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-import starter.web
 from activities import EscalationActivities
 from activities.messages import Templates
 from escalate.devserver import DevServerError, find_binary
 from escalate.links import link_url, make_token
 from escalate.settings import EXAMPLE_POLICIES, Settings
-from starter.api import Escalations, IncidentNotFound, IncidentRejected
+from starter.api import Escalations, IncidentNotFound, IncidentRejected, InvalidRequest
 from starter.web import create_app, serve
 from tests.conftest import (
     TrackedEscalations,
@@ -50,7 +49,7 @@ from tests.conftest import (
     save_history,
     unique_key,
 )
-from workflows.model import MAX_DETAILS_BYTES, Notification, workflow_id
+from workflows.model import MAX_DETAILS_BYTES, MAX_NOTE, Notification, maintenance_id, workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -71,7 +70,8 @@ ESCALATE = Path(sys.executable).parent / "escalate"
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def asgi_client(app: Any, **headers: str) -> httpx.AsyncClient:
@@ -171,7 +171,7 @@ def assert_status_json(response: httpx.Response, status: int = 200) -> dict[str,
     """A 2xx answer that is the status JSON of the contract (times in ISO 8601 UTC)."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert CONTRACT_KEYS <= body.keys(), f"missing contract keys: {CONTRACT_KEYS - body.keys()}"
     for event in body["timeline"]:
         assert EVENT_KEYS <= event.keys(), event
@@ -188,7 +188,7 @@ def assert_problem(
     the field at fault named in ``errors`` and in the detail."""
     assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
     assert response.headers["content-type"].startswith(PROBLEM), response.headers["content-type"]
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status"] == status
     assert body["title"] and body["detail"], body
     if field is not None:
@@ -205,7 +205,7 @@ def kinds(status: dict[str, Any]) -> list[str]:
 
 def last(status: dict[str, Any], kind: str) -> dict[str, Any]:
     """The latest event of a kind (notifications may land after it in the timeline)."""
-    found = [event for event in status["timeline"] if event["kind"] == kind]
+    found: list[dict[str, Any]] = [event for event in status["timeline"] if event["kind"] == kind]
     assert found, f"no {kind} event in {kinds(status)}"
     return found[-1]
 
@@ -353,6 +353,61 @@ async def test_details_of_exactly_64_kib_are_taken(api: Api) -> None:
     assert assert_status_json(answer, 201)["key"] == key
 
 
+FORGED_STATE = {
+    "priority": "P2", "state": "acknowledged", "tier": 1, "round": 0, "timeline": [], "paged_people": [],
+    "acknowledged_by": "mallory", "snapshot": {"policy": {"policy": "payments"}, "people": {"mallory": {"webhook": "http://evil.example"}}},
+}
+"""A hand-made incident state, as an attacker would send one: no owners, no page, its own addresses."""
+
+
+@pytest.mark.parametrize(
+    ("internal", "value"),
+    [("carried", FORGED_STATE), ("history_limit", 10), ("baseline", "baseline-1"), ("request_id", "forged-request")],
+)
+async def test_the_workflows_own_fields_are_no_part_of_the_public_body(api: Api, internal: str, value: Any) -> None:
+    key = unique_key("api-internal")
+    answer = await api.client.post("/v1/incidents", json=new_incident(key) | {internal: value})
+    body = assert_problem(answer, 422, field=internal, says=("Extra inputs are not permitted",))
+    assert [error["field"] for error in body["errors"]] == [internal]
+    assert_problem(await api.client.get(f"/v1/incidents/{key}"), 404)  # nothing was opened
+
+    every = new_incident(key) | {"carried": FORGED_STATE, "history_limit": 10, "baseline": "baseline-1", "request_id": "x"}
+    body = assert_problem(await api.client.post("/v1/incidents", json=every), 422)
+    assert sorted(error["field"] for error in body["errors"]) == ["baseline", "carried", "history_limit", "request_id"]
+
+
+async def test_the_published_schema_shows_the_public_model_as_strict_as_its_validation(api: Api) -> None:
+    spec = (await api.client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+
+    def body_of(path: str) -> dict[str, Any]:
+        ref = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return schemas[ref.rsplit("/", 1)[1]]  # type: ignore[no-any-return]
+
+    incident = body_of("/v1/incidents")
+    assert set(incident["properties"]) == {"policy", "key", "priority", "summary", "details", "reporter"}
+    assert incident["additionalProperties"] is False
+    assert set(incident["required"]) == {"policy", "key", "priority", "summary"}
+    assert {"P1", "P2", "P3", "P4", "P5", "critical"} <= set(incident["properties"]["priority"]["enum"])
+    assert incident["properties"]["key"]["maxLength"] == 200 and incident["properties"]["key"]["pattern"].startswith("^")
+    assert incident["properties"]["summary"]["maxLength"] == 500
+    assert not {"CarriedState", "IncidentRequest", "HTTPValidationError"} & set(schemas), "internal models are not published"
+
+    note = body_of("/v1/incidents/{key}/notes")
+    assert set(note["properties"]) == {"by", "note"} and note["properties"]["note"]["maxLength"] == MAX_NOTE
+    assert body_of("/v1/incidents/{key}/ack")["properties"]["note"]["anyOf"][0]["maxLength"] == MAX_NOTE
+    snooze = body_of("/v1/incidents/{key}/snooze")
+    assert set(snooze["properties"]) == {"by", "for"} and re.fullmatch(snooze["properties"]["for"]["pattern"].strip("^$"), "1h30m")
+    assert body_of("/v1/incidents/{key}/priority")["properties"]["priority"]["enum"] == incident["properties"]["priority"]["enum"]
+    assert schemas["AlertmanagerPayload"]["properties"]["version"]["enum"] == ["4"]
+    for path, operations in spec["paths"].items():  # errors are problem documents, as they are sent
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert set(answer["content"]) & {PROBLEM, "text/html"}, f"{method} {path} {status}: {answer}"
+                    assert "application/json" not in answer["content"], f"{method} {path} {status}"
+
+
 @pytest.mark.parametrize(
     "raw",
     [b'{"policy": "payments", "key": "k1",', b"policy=payments&key=k1", b"\xff\xfe not utf-8"],
@@ -406,7 +461,51 @@ async def test_unknown_key_is_404_on_every_route(api: Api) -> None:
         assert_problem(await api.client.post(f"/v1/incidents/{key}/{action}", json=body), 404, says=(key,))
     assert_problem(await api.client.get(f"/v1/incidents/{key}/review"), 404, says=(key,))
     assert_problem(await api.client.get("/v1/nothing-here"), 404, says=("/docs",))
-    assert_problem(await api.client.delete(f"/v1/incidents/{key}"), 405)
+    wrong_method = assert_problem(await api.client.delete(f"/v1/incidents/{key}"), 405)
+    assert "GET" in wrong_method["detail"]
+    assert (await api.client.delete(f"/v1/incidents/{key}")).headers["allow"] == "GET, HEAD"
+    assert (await api.client.patch("/v1/incidents")).headers["allow"] == "GET, HEAD, POST", "every method of the path"
+
+
+async def idle(handle: Any) -> bool:
+    """Running, with no workflow task pending or under way."""
+    description = await handle.describe()
+    return bool(description.status == WorkflowExecutionStatus.RUNNING and not description.raw_description.HasField("pending_workflow_task"))
+
+
+async def test_maintenance_refusals_name_what_was_refused_and_never_answer_500(time_env: WorkflowEnvironment, api: Api) -> None:
+    client = api.client
+    for params in ({"by": ""}, {"by": "   "}, {}):  # an empty by was a 500
+        assert_problem(await client.delete("/v1/policies/payments/maintenance", params=params), 422, field="query.by")
+    with pytest.raises(InvalidRequest, match="--by"):
+        await api.escalations.end_maintenance("payments", by="")
+
+    for answer in (
+        await client.delete("/v1/policies/paymnts/maintenance", params={"by": "ben"}),
+        await client.get("/v1/policies/paymnts/maintenance"),
+    ):
+        problem = assert_problem(answer, 404, says=("unknown policy 'paymnts'", "did you mean 'payments'"))
+        assert problem["title"] == "No such policy"
+
+    problem = assert_problem(
+        await client.delete("/v1/policies/payments/maintenance", params={"by": "ben"}),
+        409,
+        says=("no maintenance window is on for policy 'payments'",),
+    )
+    assert problem["title"] == "No maintenance window"
+    assert (await client.get("/v1/policies/payments/maintenance")).json() is None
+
+    nope = unique_key("nope")
+    answer = await client.post(f"/v1/policies/{nope}/maintenance", json={"by": "ben", "for": "1h", "reason": "typo"})
+    problem = assert_problem(answer, 422, field="policy", says=(f"unknown policy {nope!r}",))
+    assert problem["title"] == "Maintenance window not started"
+    # The refused start's workflow waits a minute for a window that will not come: end it now,
+    # idle (left on a queue with no worker, its timer would stall the time-skipping server).
+    window = time_env.client.get_workflow_handle(maintenance_id(nope))
+    await wait_for("the refused window's workflow to go idle", lambda: idle(window))
+    await window.terminate("test finished")
+    answer = await client.post("/v1/policies/payments/maintenance", json={"by": "ben", "for": "in a while", "reason": "x"})
+    assert_problem(answer, 422, field="for", says=("is not a duration",))
 
 
 # ── responders ───────────────────────────────────────────────────────────────────────────────
@@ -474,7 +573,8 @@ async def test_every_responder_route_changes_the_incident_and_answers_with_its_s
     assert (resolved["status"], resolved["resolved_by"], resolved["resolution"]) == ("resolved", "ivan", "Vacuumed the refunds table")
 
     # An action the incident rejects: 409 with the workflow's own reason (while it closes, and after).
-    for action, body in [("ack", {"by": "judy"}), ("notes", {"by": "judy", "note": "late"}), ("resolve", {"by": "judy", "resolution": "again"})]:
+    refused = [("ack", {"by": "judy"}), ("notes", {"by": "judy", "note": "late"}), ("resolve", {"by": "judy", "resolution": "again"})]
+    for action, body in refused:
         answer = await client.post(f"/v1/incidents/{key}/{action}", json=body)
         assert_problem(answer, 409, says=(f"incident {key} is already resolved (by ivan",))
     await wait_closed(time_env, key)
@@ -515,7 +615,9 @@ async def test_wait_on_the_customer_then_resume(api: Api) -> None:
     assert waiting["status"] == "waiting"
     assert waiting["next_escalation_at"] is None
     assert_problem(
-        await client.post(f"/v1/incidents/{key}/wait", json={"by": "erin", "reason": "again"}), 409, says=("already waiting on the customer",)
+        await client.post(f"/v1/incidents/{key}/wait", json={"by": "erin", "reason": "again"}),
+        409,
+        says=("already waiting on the customer",),
     )
     assert_problem(await client.post(f"/v1/incidents/{key}/wait", json={"by": "erin"}), 422, field="reason")
     resumed = assert_status_json(await client.post(f"/v1/incidents/{key}/resume", json={"by": "erin", "note": "Ids received"}))
@@ -551,7 +653,8 @@ async def test_docs_and_openapi_describe_every_route(api: Api) -> None:
     routes = {(path, method) for path, item in spec["paths"].items() for method in item}
     expected = {("/v1/incidents", "post"), ("/v1/incidents", "get"), ("/v1/incidents/{key}", "get"), ("/v1/incidents/{key}/review", "get"),
                 ("/v1/integrations/alertmanager", "post"), ("/v1/links/{token}", "get"), ("/v1/links/{token}", "post")}
-    expected |= {(f"/v1/incidents/{{key}}/{action}", "post") for action in ("ack", "resolve", "escalate", "reassign", "snooze", "notes", "priority", "sla-reason", "wait", "resume")}
+    actions = ("ack", "resolve", "escalate", "reassign", "snooze", "notes", "priority", "sla-reason", "wait", "resume")
+    expected |= {(f"/v1/incidents/{{key}}/{action}", "post") for action in actions}
     assert expected <= routes, f"missing from the OpenAPI document: {expected - routes}"
 
 
@@ -666,7 +769,7 @@ async def test_bearer_token_is_required_when_set_and_compared_in_constant_time(
         compared.append((a, b))
         return real_compare(a, b)
 
-    monkeypatch.setattr(starter.web.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module the API's check calls
     settings = make_settings(api_token=TOKEN)
     key = unique_key("api-auth")
     async with worker(time_env, settings) as escalations, served(settings, escalations) as base:
@@ -724,7 +827,7 @@ async def test_a_page_carries_links_that_confirm_then_acknowledge_and_resolve(ti
             with capture_logs() as logs:
                 assert_status_json(await api.post("/v1/incidents", json=new_incident(key)), 201)
 
-                async def erin_paged() -> dict[str, Any] | None:
+                async def erin_paged() -> Any:
                     return next(
                         (e for e in logs if e.get("event") == "notification" and e.get("incident") == key and e.get("who") == "erin"),
                         None,
@@ -758,7 +861,8 @@ async def test_a_page_carries_links_that_confirm_then_acknowledge_and_resolve(ti
             # A changed link is refused: another person, another incident, a cut signature.
             payload, signature = links["ack"].rsplit("/", 1)[1].split(".")
             forged = make_token("another-secret", key, "ack", "erin", timedelta(hours=1))
-            for token in (forged, f"{payload}.{signature[:-2]}", f"{payload[:-2]}.{signature}", f"{payload}x.{signature}", payload, "garbage"):
+            changed = (f"{payload}.{signature[:-2]}", f"{payload[:-2]}.{signature}", f"{payload}x.{signature}", payload, "garbage")
+            for token in (forged, *changed):
                 for answer in (await browser.get(f"{base}/v1/links/{token}"), await browser.post(f"{base}/v1/links/{token}")):
                     assert_problem(answer, 403, says=("this link is not valid",))
             assert (await escalations.status(key)).status == "triggered"
@@ -800,7 +904,8 @@ async def test_an_expired_link_is_refused_with_410(time_env: WorkflowEnvironment
                 make_token(LINK_SECRET, key, "ack", "erin", ttl=timedelta(hours=23), now=yesterday),
                 make_token(LINK_SECRET, key, "resolve", "erin", ttl=timedelta(seconds=-1)),
             ):
-                for answer in (await browser.get(link_url(base, token)), await browser.post(link_url(base, token), data={"resolution": "x"})):
+                url = link_url(base, token)
+                for answer in (await browser.get(url), await browser.post(url, data={"resolution": "x"})):
                     assert_problem(answer, 410, says=("this link expired at", "use the CLI or the API instead"))
                     assert answer.json()["title"] == "Link expired"
             assert (await escalations.status(key)).status == "triggered"
@@ -928,7 +1033,7 @@ async def test_escalate_dev_serves_the_api_docs_and_lists_open_incidents_from_vi
                     except ValueError:
                         continue
                     if record.get("event") == "notification" and record.get("incident") == second and record.get("who") == "ivan":
-                        return record["body"]
+                        return str(record["body"])
                 return None
 
             async def ivan_paged() -> str | None:
@@ -942,7 +1047,8 @@ async def test_escalate_dev_serves_the_api_docs_and_lists_open_incidents_from_vi
                 assert (await browser.post(ack_link)).status_code == 200
             assert assert_status_json(await client.get(f"/v1/incidents/{second}"))["acknowledged_by"] == "ivan"
 
-            resolved = assert_status_json(await client.post(f"/v1/incidents/{first}/resolve", json={"by": "erin", "resolution": "Replayed the queue"}))
+            resolving = await client.post(f"/v1/incidents/{first}/resolve", json={"by": "erin", "resolution": "Replayed the queue"})
+            resolved = assert_status_json(resolving)
             assert resolved["status"] == "resolved"
 
             async def gone_from_open() -> bool:
