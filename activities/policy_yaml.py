@@ -136,7 +136,29 @@ def read_document(path: Path) -> Document:
                 )
             ]
         ) from None
+    except ValueError as err:  # PyYAML's own ValueError: an escape past the last Unicode character
+        raise PolicyError(
+            [
+                FileProblem(
+                    str(path),
+                    _line_of_bad_escape(text),
+                    "",
+                    f"not valid YAML ({err}): a \\U escape must name a character, at most \\U0010FFFF",
+                )
+            ]
+        ) from None
     return Document(path, data, root)
+
+
+_LONG_ESCAPE = re.compile(r"\\U([0-9A-Fa-f]{8})")
+
+
+def _line_of_bad_escape(text: str) -> int | None:
+    """The line of the first \\U escape past U+10FFFF (PyYAML says nothing of where it was)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if any(int(code, 16) > 0x10FFFF for code in _LONG_ESCAPE.findall(line)):
+            return number
+    return None
 
 
 def _path_at_yaml_error(text: str) -> list[Any]:

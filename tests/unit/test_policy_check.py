@@ -367,6 +367,19 @@ def test_load_a_policy_whose_yaml_is_broken_names_the_file(folder: Path) -> None
     assert "not valid YAML" in str(caught.value)
 
 
+def test_an_escape_past_the_last_unicode_character_is_a_clear_error_not_a_crash(folder: Path) -> None:
+    """PyYAML raises a plain ValueError for it (found by the fuzzed policy files)."""
+    text = GOOD.replace("policy: good", "policy: odd").replace("manager: dana", 'manager: "\\U00110000"')
+    assert text != GOOD.replace("policy: good", "policy: odd")
+    (folder / "odd.yaml").write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        PolicyStore(folder).load("odd")
+    assert f"{folder / 'odd.yaml'}:{line_of(text, 'U00110000')}:" in str(caught.value)
+    assert "a \\U escape must name a character, at most \\U0010FFFF" in str(caught.value)
+    report = check_paths([folder])
+    assert not report.ok and "U0010FFFF" in "\n".join(map(str, report.problems))
+
+
 def test_load_skips_unreadable_files_of_other_policies(folder: Path) -> None:
     (folder / "scratch.yaml").write_text("policy: [unclosed\n")
     assert PolicyStore(folder).load("good").name == "good"
