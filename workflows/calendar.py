@@ -52,7 +52,7 @@ def _parse_ranges(value: Any) -> list[tuple[time, time]]:
     parts = value if isinstance(value, list) else str(value).split(",")
     ranges: list[tuple[time, time]] = []
     for part in parts:
-        match = _RANGE.match(str(part))
+        match = _RANGE.fullmatch(str(part))
         if not match:
             raise ValueError(f"{part!r} is not an opening time range: {HOURS_HINT}")
         h1, m1, h2, m2 = (int(group) for group in match.groups())

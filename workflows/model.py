@@ -68,7 +68,7 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}$")
 
 
 def _check_key(value: str) -> str:
-    if not _KEY.match(value):
+    if not _KEY.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid incident key: use up to 200 letters, digits and . _ : @ / + = -, "
             "starting with a letter or digit (e.g. db-disk-full-2026-11-25)"
@@ -83,7 +83,7 @@ _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 def _check_email(value: str) -> str:
     value = value.strip()
-    if len(value) > 320 or not _EMAIL.match(value):
+    if len(value) > 320 or not _EMAIL.fullmatch(value):
         raise ValueError(f"{value!r} is not an email address: write e.g. customer@example.com")
     return value
 

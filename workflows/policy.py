@@ -59,7 +59,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def _check_name(kind: str) -> Any:
     def check(value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a valid {kind} name: use letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"

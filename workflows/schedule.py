@@ -33,7 +33,7 @@ def _time_of_day(value: Any) -> time:
         # YAML 1.1 reads an unquoted 10:30 as the base-60 number 630.
         return time(value // 60, value % 60)
     # HH:MM as written; HH:MM:SS as the snapshot in the history serialises it.
-    match = _CLOCK.match(str(value).strip())
+    match = _CLOCK.fullmatch(str(value).strip())
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59 or int(match.group(3) or 0) > 59:
         raise ValueError(f"{value!r} is not a time of day: write e.g. handoff: \"09:00\"")
     return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))

@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from activities.policy_store import PolicyStore, check_paths
+from workflows.model import NewIncident
 from workflows.policy import (
     PRIORITY_HINT,
     Directory,
@@ -397,3 +398,11 @@ def test_contact_problems_of_the_raw_mapping_of_a_policy_that_failed_validation(
 def test_contact_problems_of_a_raw_mapping_without_tiers(directory: Directory) -> None:
     assert contact_problems({"manager": "dana"}, directory) == []
     assert [p.path for p in contact_problems({"manager": "dan", "tiers": "oops"}, directory)] == ["manager"]
+
+
+@pytest.mark.parametrize("key", ["db-1\n", "db-1\r\n", "-db-1", "db 1", "x" * 201])
+def test_an_incident_key_is_the_whole_value_or_refused(key: str) -> None:
+    """Checked as a whole: a trailing newline does not slip past the pattern's end."""
+    with pytest.raises(ValueError, match="not a valid incident key"):
+        NewIncident(policy="payments", key=key, priority="P1", summary="s")
+    assert NewIncident(policy="payments", key="db-1", priority="P1", summary="s").key == "db-1"
