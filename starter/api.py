@@ -79,10 +79,12 @@ class InvalidRequest(ValueError):
 
 
 class IncidentNotFound(LookupError):
+    """No incident has this key (never opened, or its history is past the namespace's retention)."""
     pass
 
 
 class TemporalUnavailable(ConnectionError):
+    """Temporal could not be reached (or did not answer in time): nothing was changed; try again."""
     pass
 
 
@@ -146,6 +148,10 @@ def _too_many_updates(err: BaseException) -> bool:
 
 
 class Escalations:
+    """Open incidents and act on them, as a backend service or a tool does. Each action is a
+    Temporal update of the incident's workflow and answers with its status (its timeline holds
+    the events the action added); ``status`` reads the whole story."""
+
     def __init__(self, client: Client, task_queue: str = TASK_QUEUE) -> None:
         self.client = client
         self.task_queue = task_queue
@@ -157,6 +163,8 @@ class Escalations:
 
     @classmethod
     async def connect(cls, address: str | None = None, task_queue: str = TASK_QUEUE) -> Escalations:
+        """Connect to Temporal (``TEMPORAL_ADDRESS`` and the rest of ``temporalio.envconfig``, or
+        ``address``)."""
         try:
             return cls(await connect(address), task_queue)
         except RuntimeError as err:  # the core SDK reports a failed connection as RuntimeError
@@ -278,9 +286,12 @@ class Escalations:
     # ── responders ───────────────────────────────────────────────────────────────────────────
 
     async def acknowledge(self, key: str, *, by: str, note: str | None = None) -> IncidentStatus:
+        """Take the incident: every pending page, reminder and escalation stops at once. The acker
+        may acknowledge again to renew an acknowledgement that runs out (``ack_timeout``)."""
         return await self._update(key, IncidentWorkflow.acknowledge, AckRequest, by=by, note=note)
 
     async def resolve(self, key: str, *, by: str, resolution: str) -> IncidentStatus:
+        """Resolve, at any status but resolved: everyone paged, and the reporter, are told the outcome."""
         return await self._update(key, IncidentWorkflow.resolve, ResolveRequest, by=by, resolution=resolution)
 
     async def escalate(self, key: str, *, by: str, reason: str, to: str | None = None) -> IncidentStatus:
@@ -288,12 +299,16 @@ class Escalations:
         return await self._update(key, IncidentWorkflow.escalate, EscalateRequest, by=by, reason=reason, to=to)
 
     async def reassign(self, key: str, *, policy: str, by: str, reason: str) -> IncidentStatus:
+        """Hand the incident to another policy: its tier 1 is paged at once; the old policy's timers stop."""
         return await self._update(key, IncidentWorkflow.reassign, ReassignRequest, by=by, policy=policy, reason=reason)
 
     async def snooze(self, key: str, *, duration: str | timedelta, by: str) -> IncidentStatus:
+        """Page nobody for ``duration`` (``"2h"`` or a timedelta, at most 30 days); then the current
+        tier is paged again."""
         return await self._update(key, IncidentWorkflow.snooze, SnoozeRequest, by=by, **{"for": duration})
 
     async def add_note(self, key: str, *, by: str, text: str) -> IncidentStatus:
+        """Add a note to the timeline (up to 10,000 characters; 500,000 for all of an incident's notes)."""
         return await self._update(key, IncidentWorkflow.note, NoteRequest, by=by, note=text)
 
     async def wait_on_customer(self, key: str, *, by: str, reason: str) -> IncidentStatus:
@@ -309,6 +324,7 @@ class Escalations:
         return await self._update(key, IncidentWorkflow.explain_sla, SlaReasonRequest, by=by, reason=reason)
 
     async def set_priority(self, key: str, *, priority: str, by: str) -> IncidentStatus:
+        """Change the priority: the current window and the resolution SLA count again from now."""
         return await self._update(key, IncidentWorkflow.set_priority, PriorityRequest, by=by, priority=priority)
 
     # ── maintenance windows ──────────────────────────────────────────────────────────────────
@@ -339,6 +355,7 @@ class Escalations:
             self._raise_for_rpc(err, policy)
 
     async def end_maintenance(self, policy: str, *, by: str) -> MaintenanceWindow:
+        """End the policy's maintenance window now: the incidents it held page at once."""
         try:
             request = MaintenanceEnd.model_validate({"by": by})
         except ValidationError as err:
@@ -369,6 +386,7 @@ class Escalations:
     # ── reading ──────────────────────────────────────────────────────────────────────────────
 
     async def status(self, key: str) -> IncidentStatus:
+        """The incident's status with its whole timeline (of the open run, or the closed one's result)."""
         handle = self._handle(key)
         try:
             description = await handle.describe()

@@ -39,35 +39,6 @@ log = logging.getLogger("mkdocs.hooks.reference")
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
 ROOT = Path(__file__).resolve().parents[2]
 
-SETTING_NOTES: dict[str, str] = {
-    # Settings whose field in escalate/settings.py has no docstring yet. A docstring in the code
-    # wins over the note here; a note for a setting that no longer exists fails the build.
-    "smtp_from": "The sender address of emails.",
-    "smtp_timeout_seconds": "How long connecting to and talking with the SMTP server may take.",
-    "webhook_timeout_seconds": "How long a webhook, Slack, Teams or ntfy call may take before it counts as failed and is retried.",
-    "slack_api_url": "The Slack Web API base URL (``chat.postMessage`` is called under it).",
-    "api_token": "The bearer token the HTTP API requires on every route but the links and ``/healthz``, when set.",
-    "encryption_key_id": (
-        "The id stored with every payload encrypted with ``ESCALATE_ENCRYPTION_KEY``; change it with the key when rotating."
-    ),
-    "metrics_addr": "Where the worker serves Prometheus metrics (``escalate dev --metrics-port`` sets the port).",
-    "task_queue": "The Temporal task queue the workers poll and incidents are started on.",
-    "log_format": "``auto`` (readable in a terminal, JSON lines otherwise), ``json`` or ``console``.",
-    "log_level": "The lowest level logged (``DEBUG``, ``INFO``, ``WARNING``, ``ERROR``).",
-}
-
-
-SETTING_CORRECTIONS: dict[str, tuple[str, str]] = {
-    # Settings whose docstring says something untrue: (the docstring as it reads, what the docs
-    # say instead). Once the docstring changes, the build fails until the entry is removed here.
-    "api_url": (
-        "Where the HTTP API is reached (by the CLI, and in the links that messages carry).",
-        "Where responders reach the HTTP API: the base of the links that messages carry "
-        "(one-click links, the buttons of Teams cards and ntfy notifications).",
-    ),
-}
-
-
 # ── hook entry points ────────────────────────────────────────────────────────────────────────
 
 
@@ -418,17 +389,9 @@ def generate_settings() -> str:
 
     prefix = str(Settings.model_config.get("env_prefix", ""))
     docstrings = _attribute_docstrings(Settings)
-    gone = sorted((set(SETTING_NOTES) | set(SETTING_CORRECTIONS)) - set(Settings.model_fields))
-    if gone:
-        raise PluginError(f"docs/hooks/reference.py has notes for settings that no longer exist: {', '.join(gone)}")
     rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        meaning = field.description or docstrings.get(name) or SETTING_NOTES.get(name)
-        if name in SETTING_CORRECTIONS:
-            untrue, corrected = SETTING_CORRECTIONS[name]
-            if " ".join((meaning or "").split()) != untrue:
-                log.warning("the docstring of setting %s changed: drop its entry in SETTING_CORRECTIONS", name)
-            meaning = corrected
+        meaning = field.description or docstrings.get(name)
         if not meaning:
             log.warning("setting %s has no docstring in escalate/settings.py: say what it does there", name)
             meaning = ""
