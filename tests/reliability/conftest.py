@@ -8,20 +8,15 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.testing import WorkflowEnvironment
 
 from tests.support.processes import Temporal, Workers
 from tests.support.receiver import Receiver
-from tests.support.temporal import time_skipping_server
+from tests.support.temporal import module_time_env
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of the module's own: modules here skip days (a 30-day incident, the
-    fuzzed incidents' windows), and the session's server is shared by tests that compare its
-    clock with the wall clock (see tests/support/temporal.py)."""
-    async with time_skipping_server() as env:
-        yield env
+time_env = module_time_env
+"""A time-skipping server of each module's own (``tests.support.temporal.module_time_env``):
+modules here skip days (a 30-day incident, the fuzzed incidents' windows) on a server nobody
+else shares."""
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

