@@ -242,7 +242,7 @@ def render_table(rows: list[dict[str, Any]], errors: dict[str, str]) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The same table in Markdown (for the README's performance section)."""
+    """The same table in Markdown (for bench/README.md)."""
     out = ["| stage | figure | escalate | bare | ratio | target | result |", "|---|---|--:|--:|--:|---|---|"]
     for r in rows:
         unit = f" {r['unit']}" if r["unit"] not in ("", "events") else ""

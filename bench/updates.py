@@ -10,7 +10,7 @@ workflow whose update handler counts what it was sent, as many updates.
 
 Figures: the median and p99 latency of the first and of the last tenth of the updates. Target:
 flat, the last tenth's median at most twice the first tenth's (give or take 20 ms of a shared
-machine's noise), and a p99 under a second throughout. ``tests/test_http_update_latency.py``
+machine's noise), and a p99 under a second throughout. ``tests/e2e/test_http_update_latency.py``
 checks the same bound (:func:`flat`) at a small size.
 
     python -m bench.updates                    # 10,000 updates each (a few minutes)

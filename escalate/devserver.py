@@ -59,7 +59,7 @@ class DevServer:
             "--db-filename",
             str(self.database),
             # Write-ahead logging: as durable, and about twice the incidents per second of
-            # SQLite's default rollback journal (see the README's performance section).
+            # SQLite's default rollback journal (see bench/README.md).
             "--sqlite-pragma",
             "journal_mode=wal",
             # The activity a workflow task schedules comes back with that task's completion,

@@ -2,7 +2,7 @@
 maintenance window) run as local activities, its search attributes set with the start, no patch
 marker (one, when it was not started through the starter API), and no round trip to a worker for
 a channel no worker can send on. What the server stores for each incident is what a deployment
-pays for each incident (see the README's performance section).
+pays for each incident (see bench/README.md).
 
 Scenarios run on the time-skipping test server; their histories are kept for tests/test_replay.py.
 """
