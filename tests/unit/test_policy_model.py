@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from activities.policy_store import PolicyStore, check_paths
+from tests.support.policies import DESIGN_DIRECTORY, DESIGN_POLICY
 from workflows.model import NewIncident
 from workflows.policy import (
     PRIORITY_HINT,
@@ -26,37 +27,6 @@ from workflows.policy import (
     normalise_priority,
     snapshot,
 )
-
-# Both examples exactly as DESIGN.md writes them: files written like these must keep loading.
-DESIGN_POLICY = """\
-policy: payments
-description: Card payments platform
-manager: dana
-windows:                       # per priority
-  P1: {ack_within: 15m, remind_before: 5m, resolve_within: 4h}
-  P2: {ack_within: 1h,  remind_before: 15m, resolve_within: 3d}
-  P3: {ack_within: 5d,  remind_before: 1d, resolve_within: 30d}
-tiers:
-  - name: L1 support
-    owners: [team:payments-support]
-  - name: L2 payments engineering
-    owners: [alice, bob]
-  - name: L3 head of payments
-    owners: [carol]
-repeat: 1
-"""
-
-DESIGN_DIRECTORY = """\
-people:
-  alice: {email: alice@example.com, webhook: "https://hooks.example.com/alice", chat: "@alice"}
-  bob: {email: bob@example.com, chat: "@bob"}
-  carol: {email: carol@example.com}
-  dana: {email: dana@example.com}
-  erin: {email: erin@example.com}
-  frank: {webhook: "https://hooks.example.com/frank"}
-teams:
-  payments-support: [erin, frank]
-"""
 
 
 def design_policy(**changes: Any) -> dict[str, Any]:

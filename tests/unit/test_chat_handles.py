@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from activities.channels import _SLACK_USER_ID
 from activities.policy_store import PolicyStore, check_paths
 from starter.cli import app
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
+from tests.support.paths import EXAMPLES
+from tests.support.policies import DESIGN_DIRECTORY
 
 # A policy paging DESIGN.md's people (its own shape: the example policy is tested elsewhere).
 POLICY = """\
@@ -22,18 +22,6 @@ policy: payments
 manager: dana
 windows: {P1: {ack_within: 15m}}
 tiers: [{name: L1 support, owners: [team:payments-support]}, {name: L2 engineering, owners: [alice, bob]}]
-"""
-# DESIGN.md's example directory, exactly as written there.
-DESIGN_DIRECTORY = """\
-people:
-  alice: {email: alice@example.com, webhook: "https://hooks.example.com/alice", chat: "@alice"}
-  bob: {email: bob@example.com, chat: "@bob"}
-  carol: {email: carol@example.com}
-  dana: {email: dana@example.com}
-  erin: {email: erin@example.com}
-  frank: {webhook: "https://hooks.example.com/frank"}
-teams:
-  payments-support: [erin, frank]
 """
 
 
